@@ -1,0 +1,94 @@
+"""Members of a session: grant, change and withdraw roles."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from ..records import Grant, RTCSession, Team, User
+from .actor import Actor
+from .errors import NotFound
+from .principals import PrincipalKey, Principals, ResolvedGrant
+from .sessions import Sessions
+
+
+class Members:
+    def __init__(self, sessions: Sessions, principals: Principals) -> None:
+        self.sessions = sessions
+        self.principals = principals
+        self.db = sessions.ctx.db
+
+    async def list(self, actor: Actor, session_id: str) -> list[dict[str, Any]]:
+        await self.sessions.access(actor, session_id)
+        return (await self.sessions._json(session_id, None))["members"]
+
+    async def put(
+        self, actor: Actor, session_id: str, kind: str, name: str, body: dict[str, Any]
+    ) -> tuple[dict[str, Any], bool]:
+        """Grant or change a role; returns the member and whether it is new."""
+        await self.sessions.manageable(actor, session_id)
+        owner = await self.db.run(lambda db: _owner_name(db, session_id))
+        grant = await self.principals.resolve_grant(actor, kind, name, body, owner)
+        granter = await self.sessions.people.user_id_of(actor)
+        created = await self.db.run(lambda db: self._upsert(db, session_id, grant, granter))
+        member = await self._member(session_id, kind, name)
+        return member, created
+
+    def _upsert(
+        self, db: Session, session_id: str, grant: ResolvedGrant, by: str | None
+    ) -> bool:
+        key, role, expires = grant
+        row = _find(db, session_id, key)
+        if row is None:
+            self.principals.check_count(_count(db, session_id) + 1)
+            db.add(Grant(session_id=session_id, kind=key.kind, principal=key.key,
+                         role=role, expires_at=expires, granted_by_id=by))
+            return True
+        row.role, row.expires_at, row.granted_by_id = role, expires, by
+        return False
+
+    async def _member(self, session_id: str, kind: str, name: str) -> dict[str, Any]:
+        members = (await self.sessions._json(session_id, None))["members"]
+        return next(m for m in members if m["kind"] == kind and m["name"] == name)
+
+    async def delete(self, actor: Actor, session_id: str, kind: str, name: str) -> None:
+        await self.sessions.manageable(actor, session_id)
+        key = await self._existing_key(kind, name)
+
+        def remove(db: Session) -> None:
+            row = _find(db, session_id, key) if key else None
+            if row is None:
+                raise NotFound(f"{kind} {name!r} is not a member of session {session_id}")
+            db.delete(row)
+
+        await self.db.run(remove)
+
+    async def _existing_key(self, kind: str, name: str) -> PrincipalKey | None:
+        """The stored key of a principal, without asking the hub (it may be gone)."""
+        if kind == "group":
+            return PrincipalKey(kind, name, name)
+        if kind == "user":
+            user = await self.db.run(lambda db: User.find(db, name))
+            return PrincipalKey(kind, name, user.id) if user else None
+        team = await self.db.run(lambda db: Team.find(db, name))
+        return PrincipalKey(kind, name, team.id) if team else None
+
+
+def _find(db: Session, session_id: str, key: PrincipalKey) -> Grant | None:
+    return db.scalar(
+        select(Grant).where(
+            Grant.session_id == session_id, Grant.kind == key.kind, Grant.principal == key.key
+        )
+    )
+
+
+def _count(db: Session, session_id: str) -> int:
+    return db.scalar(select(func.count()).select_from(Grant).where(Grant.session_id == session_id)) or 0
+
+
+def _owner_name(db: Session, session_id: str) -> str:
+    row = db.get(RTCSession, session_id)
+    assert row is not None  # manageable() already proved it exists
+    return row.owner.name

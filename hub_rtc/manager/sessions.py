@@ -1,0 +1,254 @@
+"""Sessions: create, list, read, change and end them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from ..decision import Principal, effective_role
+from ..records import Grant, RTCSession, Team, User, models
+from .actor import SCOPE_ADMIN, Actor
+from .context import Context
+from .errors import Conflict, Forbidden, Invalid, NotFound
+from .people import People
+from .principals import Principals
+from .validate import check_expiry, folder, parse_when
+from .views import load_view, session_json
+
+ACCOUNT_PREFIX = "rtc-"
+
+
+@dataclass(frozen=True)
+class Access:
+    """What an actor may do with one session, worked out once per request."""
+
+    principal: Principal
+    role: str | None
+    admin: bool
+
+    @property
+    def can_manage(self) -> bool:
+        return self.admin or self.role in ("manager", "owner")
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+
+class Sessions:
+    def __init__(self, ctx: Context, people: People, principals: Principals) -> None:
+        self.ctx = ctx
+        self.people = people
+        self.principals = principals
+
+    # -- access ------------------------------------------------------------
+
+    async def access(self, actor: Actor, session_id: str) -> Access:
+        """The actor's standing in a session; 404 if none, 403 if outside their reach."""
+        principal = await self.people.principal(actor)
+        view = await self.ctx.db.run(lambda db: load_view(db, session_id, principal))
+        if view is None:
+            raise NotFound(f"no session {session_id!r}")
+        role = effective_role(principal, view, self.ctx.policy.decision_view(), models.utcnow())
+        if role is None and not actor.is_admin:
+            raise Forbidden(f"session {session_id} is not shared with {actor.name}")
+        return Access(principal, role, actor.is_admin)
+
+    async def manageable(self, actor: Actor, session_id: str) -> Access:
+        """Access that may change the session: manager, owner or rtc admin."""
+        access = await self.access(actor, session_id)
+        if not access.can_manage:
+            raise Forbidden(f"only the owner and managers may change session {session_id}")
+        await self.ctx.db.run(lambda db: _require_active(db, session_id))
+        return access
+
+    # -- reading -------------------------------------------------------------
+
+    async def get(self, actor: Actor, session_id: str) -> dict[str, Any]:
+        access = await self.access(actor, session_id)
+        return await self._json(session_id, access.role)
+
+    async def _json(self, session_id: str, role: str | None) -> dict[str, Any]:
+        base = self.ctx.hub_base_url
+        return await self.ctx.db.run(
+            lambda db: session_json(db, _get(db, session_id), role, base)
+        )
+
+    async def list(
+        self, actor: Actor, which: str = "visible", state: str | None = None,
+        limit: int = 200, offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Sessions the actor owns, shares or watches (``which`` narrows; admins may ask ``all``)."""
+        if which == "all" and not actor.is_admin:
+            raise Forbidden(f"listing every session needs the {SCOPE_ADMIN} scope")
+        principal = await self.people.principal(actor)
+        policy, base = self.ctx.policy.decision_view(), self.ctx.hub_base_url
+
+        def query(db: Session) -> list[dict[str, Any]]:
+            rows = _visible(db, principal, which, state, limit, offset)
+            out = []
+            for row in rows:
+                view = load_view(db, row.id, principal)
+                assert view is not None
+                role = effective_role(principal, view, policy, models.utcnow())
+                out.append(session_json(db, row, role, base))
+            return out
+
+        return await self.ctx.db.run(query)
+
+    # -- creating ------------------------------------------------------------
+
+    async def create(self, actor: Actor, body: dict[str, Any]) -> dict[str, Any]:
+        owner = await self.people.owner_record(actor)
+        self._check_may_create(actor)
+        host = body.get("host") or self.ctx.policy.default_host
+        if host not in self.ctx.policy.allowed_hosts and not actor.is_admin:
+            raise Forbidden(f"policy: sessions may not be hosted on {host!r}")
+        values = self._session_values(actor, body, host)
+        values["course"] = await self._course(actor, body.get("course"))
+        grants = await self.principals.resolve_all(actor, body.get("members", []), owner.name)
+        max_sessions = self.ctx.policy.max_sessions_per_user
+
+        def insert(db: Session) -> str:
+            if not actor.is_admin and _active_owned(db, owner.id) >= max_sessions:
+                raise Forbidden(
+                    f"policy: a user may own at most {max_sessions} active sessions"
+                )
+            row = RTCSession(owner_id=owner.id, **values)
+            db.add(row)
+            db.flush()
+            if host == "account":
+                row.server_user = ACCOUNT_PREFIX + row.id
+            for key, role, expires in grants:
+                db.add(Grant(session_id=row.id, kind=key.kind, principal=key.key,
+                             role=role, expires_at=expires, granted_by_id=owner.id))
+            return row.id
+
+        session_id = await self.ctx.db.run(insert)
+        return await self._json(session_id, "owner")
+
+    def _check_may_create(self, actor: Actor) -> None:
+        if actor.is_admin or self.ctx.policy.may_create(actor.name, actor.groups):
+            return
+        raise Forbidden(f"policy: {actor.name} may not create sessions")
+
+    def _session_values(self, actor: Actor, body: dict[str, Any], host: str) -> dict[str, Any]:
+        now = models.utcnow()
+        expires = parse_when(body.get("expires_at"), "expires_at")
+        limit = None if actor.is_admin else self.ctx.policy.max_lifetime()
+        check_expiry(expires, now, limit)
+        if expires is None and self.ctx.policy.default_lifetime():
+            expires = now + self.ctx.policy.default_lifetime()  # type: ignore[operator]
+        if host == "account" and body.get("server"):
+            raise Invalid("server: a dedicated session server has no named server to choose")
+        return {
+            "title": body["title"].strip(),
+            "host": host,
+            "server_user": actor.name,  # replaced by the account name for host=account
+            "server_name": body.get("server", ""),
+            "root": folder(body.get("root", "")),
+            "expires_at": expires,
+            "last_activity": now,
+        }
+
+    async def _course(self, actor: Actor, course: str | None) -> str | None:
+        """The hub group whose instructors may watch the session.
+
+        Unset: the one watched group the owner is in, if exactly one.
+        """
+        watched = {g for gs in self.ctx.policy.instructor_groups.values() for g in gs}
+        if course is None:
+            mine = sorted(actor.groups & watched)
+            return mine[0] if len(mine) == 1 else None
+        if course not in actor.groups and not actor.is_admin:
+            raise Forbidden(f"course: {actor.name} is not in hub group {course!r}")
+        if not await self.ctx.directory.group_exists(course):
+            raise Invalid(f"course: no hub group named {course!r}")
+        return course
+
+    # -- changing ------------------------------------------------------------
+
+    async def update(self, actor: Actor, session_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        access = await self.manageable(actor, session_id)
+        changes: dict[str, Any] = {}
+        if "title" in body:
+            changes["title"] = body["title"].strip()
+        if "expires_at" in body:
+            expires = parse_when(body["expires_at"], "expires_at")
+            limit = None if actor.is_admin else self.ctx.policy.max_lifetime()
+            check_expiry(expires, models.utcnow(), limit)
+            changes["expires_at"] = expires
+
+        def apply(db: Session) -> None:
+            row = _get(db, session_id)
+            for key, value in changes.items():
+                setattr(row, key, value)
+
+        await self.ctx.db.run(apply)
+        return await self._json(session_id, access.role)
+
+    async def end(self, actor: Actor, session_id: str) -> None:
+        """End a session: nobody reaches it any more, its records stay."""
+        access = await self.access(actor, session_id)
+        if not (access.is_owner or access.admin):
+            raise Forbidden(f"only the owner may end session {session_id}")
+
+        def apply(db: Session) -> None:
+            row = _get(db, session_id)
+            if row.state != "ended":
+                row.state, row.ended_at = "ended", models.utcnow()
+
+        await self.ctx.db.run(apply)
+
+
+def _get(db: Session, session_id: str) -> RTCSession:
+    row = db.get(RTCSession, session_id)
+    if row is None:
+        raise NotFound(f"no session {session_id!r}")
+    return row
+
+
+def _require_active(db: Session, session_id: str) -> None:
+    if _get(db, session_id).state != "active":
+        raise Conflict(f"session {session_id} has ended and can no longer change")
+
+
+def _active_owned(db: Session, owner_id: str) -> int:
+    return db.scalar(
+        select(func.count()).select_from(RTCSession).where(
+            RTCSession.owner_id == owner_id, RTCSession.state == "active"
+        )
+    ) or 0
+
+
+def _visible(
+    db: Session, principal: Principal, which: str, state: str | None, limit: int, offset: int
+) -> list[RTCSession]:
+    user_id = select(User.id).where(User.name == principal.name).scalar_subquery()
+    team_ids = select(Team.id).where(Team.name.in_(principal.teams))
+    shared = select(Grant.session_id).where(
+        or_(
+            (Grant.kind == "user") & (Grant.principal == user_id),
+            (Grant.kind == "team") & Grant.principal.in_(team_ids),
+            (Grant.kind == "group") & Grant.principal.in_(principal.groups),
+        )
+    )
+    conditions = {
+        "mine": RTCSession.owner_id == user_id,
+        "shared": RTCSession.id.in_(shared),
+        "watched": RTCSession.course.in_(principal.watches),
+    }
+    if which == "all":
+        where = RTCSession.id.is_not(None)
+    elif which in conditions:
+        where = conditions[which]
+    else:
+        where = or_(*conditions.values())
+    query = select(RTCSession).where(where)
+    if state:
+        query = query.where(RTCSession.state == state)
+    query = query.order_by(RTCSession.created.desc(), RTCSession.id).limit(limit).offset(offset)
+    return list(db.scalars(query))

@@ -1,0 +1,129 @@
+"""Teams the service keeps: a name, an owner and members, grantable as one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from ..records import CellRuleWriter, Grant, Team, TeamMember, User
+from .actor import Actor
+from .context import Context
+from .errors import Conflict, Forbidden, NotFound
+from .people import People
+from .views import iso
+
+
+class Teams:
+    def __init__(self, ctx: Context, people: People) -> None:
+        self.ctx = ctx
+        self.people = people
+        self.db = ctx.db
+
+    async def list(self, actor: Actor, everyone: bool = False) -> list[dict[str, Any]]:
+        if everyone and not actor.is_admin:
+            raise Forbidden("listing every team needs the custom:rtc:admin scope")
+        me = await self.people.user_id_of(actor)
+        return await self.db.run(lambda db: [_json(db, t) for t in _visible(db, me, everyone)])
+
+    async def get(self, actor: Actor, name: str) -> dict[str, Any]:
+        me = await self.people.user_id_of(actor)
+
+        def read(db: Session) -> dict[str, Any]:
+            team = _get(db, name)
+            member = any(m.user_id == me for m in team.members)
+            if not (member or team.owner_id == me or actor.is_admin):
+                raise Forbidden(f"team {name!r} is not visible to {actor.name}")
+            return _json(db, team)
+
+        return await self.db.run(read)
+
+    async def create(self, actor: Actor, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["name"].strip()
+        owner = await self.people.owner_record(actor)
+        users = [await self._user_id(n) for n in dict.fromkeys(body.get("members", []))]
+
+        def insert(db: Session) -> dict[str, Any]:
+            if Team.find(db, name):
+                raise Conflict(f"a team named {name!r} already exists")
+            team = Team(name=name, owner_id=owner.id)
+            team.members = [TeamMember(user_id=u) for u in users]
+            db.add(team)
+            db.flush()
+            return _json(db, team)
+
+        return await self.db.run(insert)
+
+    async def _user_id(self, name: str) -> str:
+        await self.people.hub_user(name)
+        return (await self.people.ensure(name)).id
+
+    async def delete(self, actor: Actor, name: str) -> None:
+        """Delete a team; its grants and cell-rule assignments go with it."""
+        await self._owned(actor, name)
+
+        def remove(db: Session) -> None:
+            team = _get(db, name)
+            db.execute(delete(Grant).where(Grant.kind == "team", Grant.principal == team.id))
+            db.execute(delete(CellRuleWriter).where(
+                CellRuleWriter.kind == "team", CellRuleWriter.principal == team.id))
+            db.delete(team)
+
+        await self.db.run(remove)
+
+    async def put_member(self, actor: Actor, name: str, user: str) -> bool:
+        """Add ``user`` to the team; True if they were not in it yet."""
+        await self._owned(actor, name)
+        user_id = await self._user_id(user)
+
+        def add(db: Session) -> bool:
+            team = _get(db, name)
+            if any(m.user_id == user_id for m in team.members):
+                return False
+            team.members.append(TeamMember(user_id=user_id))
+            return True
+
+        return await self.db.run(add)
+
+    async def delete_member(self, actor: Actor, name: str, user: str) -> None:
+        await self._owned(actor, name)
+
+        def remove(db: Session) -> None:
+            team = _get(db, name)
+            found = [m for m in team.members if m.user.name == user]
+            if not found:
+                raise NotFound(f"{user!r} is not in team {name!r}")
+            team.members.remove(found[0])
+
+        await self.db.run(remove)
+
+    async def _owned(self, actor: Actor, name: str) -> None:
+        me = await self.people.user_id_of(actor)
+        team = await self.db.run(lambda db: _get(db, name))
+        if team.owner_id != me and not actor.is_admin:
+            raise Forbidden(f"only the owner of team {name!r} may change it")
+
+
+def _get(db: Session, name: str) -> Team:
+    team = Team.find(db, name)
+    if team is None:
+        raise NotFound(f"no team named {name!r}")
+    return team
+
+
+def _visible(db: Session, user_id: str | None, everyone: bool) -> list[Team]:
+    query = select(Team).order_by(Team.name)
+    if not everyone:
+        mine = select(TeamMember.team_id).where(TeamMember.user_id == user_id)
+        query = query.where((Team.owner_id == user_id) | Team.id.in_(mine))
+    return list(db.scalars(query))
+
+
+def _json(db: Session, team: Team) -> dict[str, Any]:
+    names = sorted(db.scalars(
+        select(User.name).join(TeamMember, TeamMember.user_id == User.id)
+        .where(TeamMember.team_id == team.id)
+    ))
+    return {"name": team.name, "owner": team.owner.name, "members": names,
+            "created": iso(team.created)}

@@ -1,0 +1,158 @@
+"""Records turned into what the decision reads and what the API returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from ..decision import CellRuleView, GrantView, Principal, SessionView
+from ..records import CellRule, Grant, RTCSession, Team, User
+
+
+def iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def load_view(
+    db: Session,
+    session_id: str,
+    principal: Principal,
+    path: str | None = None,
+    cell_id: str | None = None,
+) -> SessionView | None:
+    """The decision's view of one session, holding only what concerns ``principal``.
+
+    Filtering grants and rules in SQL keeps a decision at a few indexed
+    lookups however large the session is.
+    """
+    row = db.get(RTCSession, session_id)
+    if row is None:
+        return None
+    owner = db.scalar(select(User.name).where(User.id == row.owner_id))
+    rules = {}
+    if path is not None and cell_id is not None:
+        rules = _rule_views(db, session_id, path, cell_id)
+    return SessionView(
+        id=row.id,
+        owner=owner or "",
+        state=row.state,
+        expires_at=row.expires_at,
+        course=row.course,
+        grants=_grants_for(db, session_id, principal),
+        cell_rules=rules,
+    )
+
+
+def _grants_for(db: Session, session_id: str, principal: Principal) -> tuple[GrantView, ...]:
+    user_id = select(User.id).where(User.name == principal.name).scalar_subquery()
+    teams = dict(db.execute(select(Team.id, Team.name).where(Team.name.in_(principal.teams))).all())
+    rows = db.scalars(
+        select(Grant).where(
+            Grant.session_id == session_id,
+            or_(
+                and_(Grant.kind == "user", Grant.principal == user_id),
+                and_(Grant.kind == "team", Grant.principal.in_(teams)),
+                and_(Grant.kind == "group", Grant.principal.in_(principal.groups)),
+            ),
+        )
+    )
+    return tuple(
+        GrantView(g.kind, _grant_name(g, principal, teams), g.role, g.expires_at) for g in rows
+    )
+
+
+def _grant_name(grant: Grant, principal: Principal, teams: dict[str, str]) -> str:
+    """A matched grant's principal in the decision's terms (names, not ids)."""
+    if grant.kind == "user":
+        return principal.name
+    if grant.kind == "team":
+        return teams[grant.principal]
+    return grant.principal
+
+
+def _rule_views(
+    db: Session, session_id: str, path: str, cell_id: str
+) -> dict[tuple[str, str], CellRuleView]:
+    rule = db.scalar(
+        select(CellRule).where(
+            CellRule.session_id == session_id, CellRule.path == path, CellRule.cell_id == cell_id
+        )
+    )
+    if rule is None:
+        return {}
+    writers = frozenset((w["kind"], w["name"]) for w in writer_names(db, rule))
+    return {(path, cell_id): CellRuleView(rule.rule, writers)}
+
+
+def principal_names(db: Session, kind: str, keys: list[str]) -> dict[str, str]:
+    """Map stored principals (user ids, team ids, group names) to display names."""
+    if kind == "user":
+        return dict(db.execute(select(User.id, User.name).where(User.id.in_(keys))).all())
+    if kind == "team":
+        return dict(db.execute(select(Team.id, Team.name).where(Team.id.in_(keys))).all())
+    return {k: k for k in keys}
+
+
+def writer_names(db: Session, rule: CellRule) -> list[dict[str, str]]:
+    out = []
+    for kind in ("user", "team"):
+        keys = [w.principal for w in rule.writers if w.kind == kind]
+        names = principal_names(db, kind, keys)
+        out += [{"kind": kind, "name": names.get(k, k)} for k in keys]
+    return out
+
+
+def members_json(db: Session, row: RTCSession) -> list[dict[str, Any]]:
+    granted_by = principal_names(db, "user", [g.granted_by_id for g in row.grants if g.granted_by_id])
+    out = []
+    for kind in ("user", "team", "group"):
+        grants = [g for g in row.grants if g.kind == kind]
+        names = principal_names(db, kind, [g.principal for g in grants])
+        out += [
+            {
+                "kind": kind,
+                "name": names.get(g.principal, g.principal),
+                "role": g.role,
+                "expires_at": iso(g.expires_at),
+                "granted_by": granted_by.get(g.granted_by_id or ""),
+            }
+            for g in grants
+        ]
+    return out
+
+
+def open_url(row: RTCSession, hub_base_url: str) -> str:
+    """Where JupyterLab opens this session: the server, on the session folder."""
+    base = hub_base_url.rstrip("/")
+    server = quote(row.server_user, safe="")
+    if row.server_name:
+        server += "/" + quote(row.server_name, safe="")
+    tree = "/" + quote(row.root) if row.root else ""
+    return f"{base}/user/{server}/lab/tree{tree}"
+
+
+def session_json(
+    db: Session, row: RTCSession, my_role: str | None, hub_base_url: str
+) -> dict[str, Any]:
+    owner = db.scalar(select(User.name).where(User.id == row.owner_id))
+    return {
+        "id": row.id,
+        "title": row.title,
+        "owner": owner,
+        "host": row.host,
+        "server": {"user": row.server_user, "name": row.server_name},
+        "root": row.root,
+        "course": row.course,
+        "state": row.state,
+        "created": iso(row.created),
+        "expires_at": iso(row.expires_at),
+        "last_activity": iso(row.last_activity),
+        "ended_at": iso(row.ended_at),
+        "url": open_url(row, hub_base_url),
+        "my_role": my_role,
+        "members": members_json(db, row),
+    }

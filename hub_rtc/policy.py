@@ -1,0 +1,151 @@
+"""Admin policy: what ``jupyterhub_config.py`` says about collaboration.
+
+Admins write ``c.RTCPolicy.<trait> = …`` next to their other JupyterHub
+options; the drop-in in ``jupyterhub_config.d/`` hands the values to the
+service.  Policy only ever narrows what a session grants.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from traitlets import Bool, Dict, Enum, Float, Integer, List, Set, Unicode
+from traitlets.config import Configurable
+
+from .decision import GRANTABLE_ROLES, PolicyView
+
+HOSTS = ("account", "owner")
+
+
+class RTCPolicy(Configurable):
+    """Collaboration policy for the whole hub."""
+
+    allow_all_to_create = Bool(
+        True,
+        help="""Let every hub user create sessions.
+
+        Set to False and list who may in `creator_users` / `creator_groups`.
+        """,
+    ).tag(config=True)
+    creator_users = Set(
+        Unicode(),
+        help="Hub users who may create sessions when `allow_all_to_create` is False.",
+    ).tag(config=True)
+    creator_groups = Set(
+        Unicode(),
+        help="Hub groups whose members may create sessions when `allow_all_to_create` is False.",
+    ).tag(config=True)
+    max_members_per_session = Integer(
+        30,
+        min=1,
+        help="""Most grants (users, teams and groups together) a session may hold.
+
+        A team or group grant counts as one member here.
+        """,
+    ).tag(config=True)
+    max_sessions_per_user = Integer(
+        10,
+        min=0,
+        help="Most active sessions one user may own. Ended sessions do not count.",
+    ).tag(config=True)
+    grantable_roles = List(
+        Enum(GRANTABLE_ROLES),
+        default_value=list(GRANTABLE_ROLES),
+        help="""Roles session owners and managers may grant.
+
+        Removing a role also narrows existing grants of it to the next role
+        down that is still allowed.  Holders of `custom:rtc:admin` may grant
+        any role.
+        """,
+    ).tag(config=True)
+    allowed_hosts = List(
+        Enum(HOSTS),
+        default_value=list(HOSTS),
+        help="""Where sessions may live: `account` (a dedicated session server)
+        and/or `owner` (a folder of the owner's own server).""",
+    ).tag(config=True)
+    default_host = Enum(
+        HOSTS,
+        default_value="account",
+        help="Where a session lives when its creator does not say.",
+    ).tag(config=True)
+    default_lifetime_hours = Float(
+        24 * 14,
+        min=0,
+        help="Lifetime of a session created without `expires_at`, in hours. 0: no expiry.",
+    ).tag(config=True)
+    max_lifetime_hours = Float(
+        24 * 180,
+        min=0,
+        help="Longest lifetime a session may ask for, in hours. 0: no limit.",
+    ).tag(config=True)
+    collaborators_may_execute = Bool(
+        True,
+        help="Whether members other than the owner may run code in the session's kernels (runner and up).",
+    ).tag(config=True)
+    collaborators_may_open_terminals = Bool(
+        False,
+        help="""Whether members other than the owner may open terminals (editor and up).
+
+        A terminal runs as the server's user, outside every per-document rule.
+        """,
+    ).tag(config=True)
+    instructor_groups = Dict(
+        key_trait=Unicode(),
+        value_trait=List(Unicode()),
+        help="""Which hub groups each instructor group may watch.
+
+        `{"cs101-staff": ["cs101"]}` lets members of `cs101-staff` see, read
+        and join read-only every session whose course is `cs101`.
+        """,
+    ).tag(config=True)
+    expose_identity_to_kernels = Bool(
+        False,
+        help="Put the user's persistent id into `JUPYTER_AUTH_ID` in kernels they start.",
+    ).tag(config=True)
+
+    def problems(self) -> list[str]:
+        """Contradictions between traits, which no single trait can catch."""
+        found = []
+        if self.default_host not in self.allowed_hosts:
+            found.append(f"RTCPolicy.default_host={self.default_host!r} is not in allowed_hosts")
+        if self.max_lifetime_hours and self.default_lifetime_hours > self.max_lifetime_hours:
+            found.append("RTCPolicy.default_lifetime_hours exceeds max_lifetime_hours")
+        return found
+
+    # -- derived views ---------------------------------------------------
+
+    def decision_view(self) -> PolicyView:
+        """The narrowing part of policy, as the pure decision reads it."""
+        return PolicyView(
+            collaborators_may_execute=self.collaborators_may_execute,
+            collaborators_may_open_terminals=self.collaborators_may_open_terminals,
+            grantable_roles=frozenset(self.grantable_roles),
+        )
+
+    def may_create(self, user: str, groups: frozenset[str]) -> bool:
+        if self.allow_all_to_create:
+            return True
+        return user in self.creator_users or bool(groups & self.creator_groups)
+
+    def watched_groups(self, groups: frozenset[str]) -> frozenset[str]:
+        """The hub groups a user in ``groups`` may watch as an instructor."""
+        watched: set[str] = set()
+        for group in groups:
+            watched.update(self.instructor_groups.get(group, []))
+        return frozenset(watched)
+
+    def default_lifetime(self) -> timedelta | None:
+        return timedelta(hours=self.default_lifetime_hours) if self.default_lifetime_hours else None
+
+    def max_lifetime(self) -> timedelta | None:
+        return timedelta(hours=self.max_lifetime_hours) if self.max_lifetime_hours else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every policy trait with its effective value, JSON-ready."""
+        out: dict[str, Any] = {}
+        for name in sorted(self.class_own_traits(config=True)):
+            value = getattr(self, name)
+            out[name] = sorted(value) if isinstance(value, (set, frozenset)) else value
+        return out

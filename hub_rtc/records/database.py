@@ -1,0 +1,148 @@
+"""Engine, schema check and migrations for the service's database."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from ..resources import alembic_dir
+from .models import metadata, utcnow
+
+T = TypeVar("T")
+log = logging.getLogger("hub_rtc.records")
+
+
+class SchemaMismatch(RuntimeError):
+    """The database is not at the revision this code expects."""
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets foreign keys and WAL turned on."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        kwargs.setdefault("connect_args", {"check_same_thread": False})
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def alembic_config(url: str) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(alembic_dir()))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision(url: str) -> str:
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    assert head is not None, "alembic/ holds no revisions"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def check_schema(engine: Engine, url: str, *, create_if_empty: bool = True) -> None:
+    """Refuse a schema that does not match; create a fresh one in an empty database.
+
+    Raises :class:`SchemaMismatch` naming the command that fixes it.
+    """
+    tables = set(inspect(engine).get_table_names())
+    if not tables - {"alembic_version"} and create_if_empty:
+        metadata.create_all(engine)
+        command.stamp(alembic_config(url), "head")
+        log.info("Created a new hub_rtc database at revision %s", head_revision(url))
+        return
+    current, head = current_revision(engine), head_revision(url)
+    if current != head:
+        raise SchemaMismatch(
+            f"The hub_rtc database is at revision {current or 'none (unmanaged tables)'},"
+            f" this version needs {head}. Back it up and run:"
+            f"  hub-rtc upgrade-db --db-url '{_safe(url)}'"
+        )
+
+
+def _safe(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def upgrade(url: str, revision: str = "head", *, backup: bool = True) -> Path | None:
+    """Migrate to ``revision``; back SQLite files up first.  Returns the backup."""
+    saved = backup_sqlite(url) if backup else None
+    command.upgrade(alembic_config(url), revision)
+    return saved
+
+
+def downgrade(url: str, revision: str) -> None:
+    command.downgrade(alembic_config(url), revision)
+
+
+def backup_sqlite(url: str) -> Path | None:
+    """Copy a SQLite database file aside, timestamped; None for other backends."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return None
+    if parsed.database == ":memory:":
+        return None
+    src = Path(parsed.database)
+    if not src.exists():
+        return None
+    dest = src.with_name(f"{src.name}.{utcnow():%Y-%m-%d-%H%M%S}.bak")
+    shutil.copy2(src, dest)
+    log.info("Backed up %s to %s", src, dest)
+    return dest
+
+
+class Database:
+    """The engine plus a session factory; runs blocking work off the event loop."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def check(self, *, create_if_empty: bool = True) -> None:
+        check_schema(self.engine, self.url, create_if_empty=create_if_empty)
+
+    def transaction(self, fn: Callable[[Session], T]) -> T:
+        """Run ``fn`` in one transaction: committed if it returns, rolled back if it raises."""
+        with self.sessions.begin() as db:
+            return fn(db)
+
+    async def run(self, fn: Callable[[Session], T]) -> T:
+        """:meth:`transaction` in a worker thread, so the event loop never blocks on SQL."""
+        return await asyncio.to_thread(self.transaction, fn)
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:  # any driver error means "not healthy"
+            return False
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,262 @@
+"""The service's own tables (never the hub's).
+
+Users are keyed by a persistent id the service hands out, because hub names
+can be renamed; everything that points at a user points at that id, so a
+rename touches one row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+def utcnow() -> datetime:
+    """Module-level so tests can travel in time by patching it."""
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops tzinfo)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: object) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: object) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None else None
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    #: the hub's creation time of this user, which survives a rename
+    hub_created: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<User {self.name} id={self.id}>"
+
+    @classmethod
+    def find(cls, db: Session, name: str) -> User | None:
+        return db.scalar(select(cls).where(cls.name == name))
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    owner: Mapped[User] = relationship()
+    members: Mapped[list[TeamMember]] = relationship(
+        back_populates="team", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<Team {self.name}>"
+
+    @classmethod
+    def find(cls, db: Session, name: str) -> Team | None:
+        return db.scalar(select(cls).where(cls.name == name))
+
+
+class TeamMember(Base):
+    __tablename__ = "team_members"
+
+    team_id: Mapped[str] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True
+    )
+    # indexed: "which teams is this user in" runs on every decision
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True, index=True)
+
+    team: Mapped[Team] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<TeamMember team={self.team_id} user={self.user_id}>"
+
+
+class RTCSession(Base):
+    """A collaboration session (named so it is not confused with an ORM Session)."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id()[:12])
+    title: Mapped[str] = mapped_column(String(200))
+    owner_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    host: Mapped[str] = mapped_column(String(16))  # "owner" | "account"
+    server_user: Mapped[str] = mapped_column(String(255))
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    root: Mapped[str] = mapped_column(Text, default="")
+    course: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="active")
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_activity: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    owner: Mapped[User] = relationship()
+    grants: Mapped[list[Grant]] = relationship(
+        back_populates="session", cascade="all, delete-orphan", order_by="Grant.created"
+    )
+    cell_rules: Mapped[list[CellRule]] = relationship(
+        back_populates="session", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<RTCSession {self.id} {self.title!r} {self.state}>"
+
+    @classmethod
+    def find(cls, db: Session, id: str) -> RTCSession | None:
+        return db.get(cls, id)
+
+
+class Grant(Base):
+    """A role in a session for a user, a team or a hub group.
+
+    ``principal`` is the user's persistent id, the team's id, or the hub
+    group's name, so one unique constraint covers all three kinds.
+    """
+
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("session_id", "kind", "principal"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))  # "user" | "team" | "group"
+    principal: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    granted_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    session: Mapped[RTCSession] = relationship(back_populates="grants")
+    granted_by: Mapped[User | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Grant {self.kind}:{self.principal} {self.role} in {self.session_id}>"
+
+
+class CellRule(Base):
+    __tablename__ = "cell_rules"
+    __table_args__ = (UniqueConstraint("session_id", "path", "cell_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    path: Mapped[str] = mapped_column(String(1024))
+    cell_id: Mapped[str] = mapped_column(String(255))
+    rule: Mapped[str] = mapped_column(String(16))  # "locked" | "assigned"
+    created_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id"))
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    session: Mapped[RTCSession] = relationship(back_populates="cell_rules")
+    writers: Mapped[list[CellRuleWriter]] = relationship(
+        back_populates="rule_row", cascade="all, delete-orphan"
+    )
+
+    def __repr__(self) -> str:
+        return f"<CellRule {self.rule} {self.path}#{self.cell_id}>"
+
+
+class CellRuleWriter(Base):
+    __tablename__ = "cell_rule_writers"
+
+    rule_id: Mapped[int] = mapped_column(
+        ForeignKey("cell_rules.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(8), primary_key=True)  # "user" | "team"
+    principal: Mapped[str] = mapped_column(String(255), primary_key=True)
+
+    rule_row: Mapped[CellRule] = relationship(back_populates="writers")
+
+    def __repr__(self) -> str:
+        return f"<CellRuleWriter {self.kind}:{self.principal}>"
+
+
+class ActivityEvent(Base):
+    """Aggregated activity: one row per session, user, kind, path, cell and minute."""
+
+    __tablename__ = "activity_events"
+    __table_args__ = (
+        UniqueConstraint("session_id", "user_id", "kind", "path", "cell_id", "minute"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    path: Mapped[str] = mapped_column(String(1024), default="")
+    cell_id: Mapped[str] = mapped_column(String(255), default="")
+    minute: Mapped[datetime] = mapped_column(UTCDateTime())
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<ActivityEvent {self.kind} x{self.count} {self.minute:%H:%M}>"
+
+
+class HubShare(Base):
+    """A JupyterHub share the service made, kept so it can be reconciled."""
+
+    __tablename__ = "hub_shares"
+    __table_args__ = (
+        UniqueConstraint("session_id", "server_user", "server_name", "kind", "principal"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    server_user: Mapped[str] = mapped_column(String(255))
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    kind: Mapped[str] = mapped_column(String(8))  # "user" | "group"
+    principal: Mapped[str] = mapped_column(String(255))
+    created: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<HubShare {self.server_user}/{self.server_name} -> {self.kind}:{self.principal}>"

@@ -1,0 +1,1 @@
+"""The service's web layer: tornado handlers over the domain managers."""

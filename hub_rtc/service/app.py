@@ -1,0 +1,142 @@
+"""The hub-managed service: configuration, wiring and the tornado app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+from typing import Any
+from urllib.parse import urlparse
+
+from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
+from jupyterhub.utils import url_path_join
+from tornado.httpserver import HTTPServer
+from tornado.web import Application as WebApp
+from traitlets import Float, Integer, Unicode, default
+from traitlets.config import Application, Config
+
+from .. import __version__
+from ..manager import Manager
+from ..policy import RTCPolicy
+from ..records import Database, SchemaMismatch
+from .handlers import all_handlers
+from .hubclient import HubClient
+
+#: the drop-in passes admin config through this environment variable
+CONFIG_ENV = "HUB_RTC_CONFIG"
+
+
+class RTCService(Application):
+    """``hub-rtc serve``: what JupyterHub starts and restarts as a managed service."""
+
+    name = "hub-rtc"
+    version = __version__
+    description = "Serve the hub_rtc REST API as a JupyterHub managed service."
+    classes = [RTCPolicy]
+
+    db_url = Unicode(
+        "sqlite:///hub_rtc.sqlite",
+        help="""SQLAlchemy URL of the service's own database (never the hub's).
+
+        SQLite (the default) needs no set-up; the file is relative to the
+        hub's working directory. For large hubs use PostgreSQL, e.g.
+        `postgresql+psycopg://rtc@db.example.edu/rtc`.
+        """,
+    ).tag(config=True)
+    service_name = Unicode(
+        help="Name of the service in JupyterHub; it lives at /services/<name>/. Default: $JUPYTERHUB_SERVICE_NAME or `rtc`.",
+    ).tag(config=True)
+    bind_url = Unicode(
+        help="URL the service listens on. Default: $JUPYTERHUB_SERVICE_URL, as the hub assigns it.",
+    ).tag(config=True)
+    hub_cache_seconds = Float(
+        10.0,
+        help="How long answers from the hub's API (users, groups) are reused, in seconds.",
+    ).tag(config=True)
+    max_body_bytes = Integer(
+        1024 * 1024,
+        help="Largest request body the API accepts; larger ones get 413.",
+    ).tag(config=True)
+    hub_base_url = Unicode(
+        help="The hub's public base URL path, for links into JupyterLab. Default: $JUPYTERHUB_BASE_URL or `/`.",
+    ).tag(config=True)
+
+    @default("service_name")
+    def _default_service_name(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_NAME", "rtc")
+
+    @default("bind_url")
+    def _default_bind_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")
+
+    @default("hub_base_url")
+    def _default_hub_base_url(self) -> str:
+        return os.environ.get("JUPYTERHUB_BASE_URL", "/")
+
+    def load_env_config(self) -> None:
+        """Apply what the drop-in handed over from ``jupyterhub_config.py``."""
+        raw = os.environ.get(CONFIG_ENV)
+        if raw:
+            self.update_config(Config(json.loads(raw)))
+
+    def initialize(self, argv: Any = None) -> None:
+        self.load_env_config()
+        super().initialize(argv)
+        self.policy = RTCPolicy(parent=self)
+        problems = self.policy.problems()
+        if problems:
+            self.exit_with("; ".join(problems))
+        self.db = Database(self.db_url)
+        try:
+            self.db.check()
+        except SchemaMismatch as e:
+            self.exit_with(str(e))
+
+    def exit_with(self, message: str) -> None:
+        self.log.critical(message)
+        self.exit(1)
+
+    def make_app(self) -> WebApp:
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", f"/services/{self.service_name}/")
+        api_url = os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+        token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
+        hub = HubClient(api_url, token, self.hub_cache_seconds)
+        manager = Manager(self.db, hub, self.policy, self.hub_base_url)
+        api = url_path_join(prefix, "api/v1")
+        handlers: list[Any] = [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)]
+        handlers += [(api + pattern, handler) for pattern, handler in all_handlers()]
+        return WebApp(
+            handlers,
+            manager=manager,
+            hub_client=hub,
+            hub_auth=HubOAuth(api_url=api_url, api_token=token, cache_max_age=60),
+            max_body_bytes=self.max_body_bytes,
+            cookie_secret=os.urandom(32),
+            log_function=self._log_request,
+        )
+
+    def _log_request(self, handler: Any) -> None:
+        status = handler.get_status()
+        level = logging.INFO if status < 400 else logging.WARNING
+        self.log.log(level, "%d %s %s %.1fms", status, handler.request.method,
+                     handler.request.uri, 1000.0 * handler.request.request_time())
+
+    def start(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        url = urlparse(self.bind_url)
+        # The socket limit sits above the API's own, so oversize bodies get a JSON 413.
+        server = HTTPServer(self.make_app(), max_body_size=self.max_body_bytes * 4, xheaders=True)
+        server.listen(url.port or 80, url.hostname or "127.0.0.1")
+        self.log.info("hub_rtc %s serving %s on %s (db %s)", __version__, self.service_name,
+                      self.bind_url, self.db.engine.url.render_as_string(hide_password=True))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        server.stop()
+        self.db.dispose()

@@ -1,0 +1,14 @@
+"""REST handlers, one module per resource; each ends with ``default_handlers``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import activity, cells, me, sessions, teams
+
+
+def all_handlers() -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for module in (me, sessions, cells, activity, teams):
+        out += module.default_handlers
+    return out

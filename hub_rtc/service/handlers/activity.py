@@ -1,0 +1,35 @@
+"""/sessions/{id}/activity: what members did."""
+
+from __future__ import annotations
+
+from ...manager.actor import SCOPE_ACTIVITY_WRITE
+from .base import APIHandler
+from .sessions import SESSION
+
+FILTERS = ("since", "until", "user", "kind", "path", "limit")
+
+
+class ActivityHandler(APIHandler):
+    async def get(self, session_id: str) -> None:
+        actor = await self.actor()
+        filters = {k: v for k in FILTERS if (v := self.get_argument(k, None)) is not None}
+        events = await self.manager.activity.read(actor, session_id, filters)
+        self.write_json({"events": events})
+
+    async def post(self, session_id: str) -> None:
+        actor = await self.actor(SCOPE_ACTIVITY_WRITE)
+        batch = self.body("ActivityBatch")
+        count = await self.manager.activity.record(actor, session_id, batch["events"])
+        self.write_json({"recorded": count})
+
+
+class SummaryHandler(APIHandler):
+    async def get(self, session_id: str) -> None:
+        members = await self.manager.activity.summary(await self.actor(), session_id)
+        self.write_json({"members": members})
+
+
+default_handlers = [
+    (SESSION + r"/activity", ActivityHandler),
+    (SESSION + r"/activity/summary", SummaryHandler),
+]

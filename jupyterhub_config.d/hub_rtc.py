@@ -1,0 +1,124 @@
+# hub_rtc drop-in for jupyterhub_config.py.
+#
+# Run it in jupyterhub_config.py's own namespace, at the END of that file,
+# after your c.RTCPolicy and c.RTCService settings (it hands their values to
+# the service):
+#
+#     from hub_rtc.resources import load_dropin
+#     load_dropin(c)
+#
+# or, as zero-to-jupyterhub does for every file in jupyterhub_config.d/,
+# exec() it there.  (traitlets' load_subconfig() will NOT do: it runs the
+# file against an empty config and merges afterwards, so this file would
+# neither see your settings nor keep your services and roles.)
+#
+# It registers:
+# - the managed service (default name `rtc`, at /services/rtc/),
+# - the custom scopes `custom:rtc:*`,
+# - the service's own least-privilege role `rtc-service`,
+# - `access:services!service=rtc` and `custom:rtc:sessions` in the `user` role,
+#   so every hub user can reach the service and its tokens can script it,
+# - `rtc-admin` (custom:rtc:admin) for c.Authenticator.admin_users,
+# - `rtc-instructor` (custom:rtc:activity:read) for the instructor groups
+#   named in c.RTCPolicy.instructor_groups.
+import json
+import sys
+
+from traitlets.config import LazyConfigValue
+
+c = get_config()  # noqa: F821  (jupyterhub_config.py's own namespace provides it)
+
+SCOPES = {
+    "custom:rtc:sessions": {
+        "description": "Create and manage your own collaboration sessions and teams.",
+    },
+    "custom:rtc:activity:read": {
+        "description": "Read the activity of collaboration sessions you may see.",
+    },
+    "custom:rtc:activity:write": {
+        "description": "Record activity of collaboration sessions (shared servers).",
+    },
+    "custom:rtc:authorize": {
+        "description": "Ask hub_rtc for decisions about other users (shared servers).",
+    },
+    "custom:rtc:admin": {
+        "description": "Administer every collaboration session and team.",
+        "subscopes": [
+            "custom:rtc:sessions",
+            "custom:rtc:activity:read",
+            "custom:rtc:activity:write",
+            "custom:rtc:authorize",
+        ],
+    },
+}
+
+# What the service itself needs from the hub's API, and nothing more:
+# look up users (name, groups, creation time) and groups.
+SERVICE_SCOPES = ["list:users", "read:users", "list:groups", "read:groups"]
+
+
+def _value(section, key, empty):
+    """A config value as a plain object, whether set, appended to, or unset."""
+    if key not in section:
+        return empty
+    value = section[key]
+    return value.get_value(empty) if isinstance(value, LazyConfigValue) else value
+
+
+def _plain(section):
+    out = {}
+    for key, value in section.items():
+        if isinstance(value, LazyConfigValue):
+            raise ValueError(f"hub_rtc: set {key} with '=', not append/update")
+        out[key] = sorted(value) if isinstance(value, (set, frozenset)) else value
+    return out
+
+
+def _merge_role(roles, name, scopes, **members):
+    """Add scopes and members to role ``name``, creating it if it is missing."""
+    role = next((r for r in roles if r.get("name") == name), None)
+    if role is None:
+        role = {"name": name, "scopes": []}
+        roles.append(role)
+    role["scopes"] = sorted(set(role.get("scopes") or []) | set(scopes))
+    for kind, names in members.items():
+        role[kind] = sorted(set(role.get(kind) or []) | set(names))
+    return role
+
+
+name = _value(c.RTCService, "service_name", "rtc")
+url = _value(c.RTCService, "bind_url", "http://127.0.0.1:10101")
+handover = {"RTCService": _plain(c.RTCService), "RTCPolicy": _plain(c.RTCPolicy)}
+
+services = list(_value(c.JupyterHub, "services", []))
+services.append(
+    {
+        "name": name,
+        "url": url,
+        "command": [sys.executable, "-m", "hub_rtc", "serve"],
+        "environment": {"HUB_RTC_CONFIG": json.dumps(handover)},
+        "oauth_no_confirm": True,
+        "oauth_client_allowed_scopes": [f"access:services!service={name}", *SCOPES],
+        "display": True,
+        "info": {"description": "Real-time collaboration sessions"},
+    }
+)
+c.JupyterHub.services = services
+
+custom_scopes = dict(_value(c.JupyterHub, "custom_scopes", {}))
+custom_scopes.update(SCOPES)
+c.JupyterHub.custom_scopes = custom_scopes
+
+roles = list(_value(c.JupyterHub, "load_roles", []))
+_merge_role(roles, "rtc-service", SERVICE_SCOPES, services=[name])
+_merge_role(roles, "user", ["self", f"access:services!service={name}", "custom:rtc:sessions"])
+_merge_role(
+    roles, "rtc-admin", ["custom:rtc:admin", f"access:services!service={name}"],
+    users=_value(c.Authenticator, "admin_users", set()),
+)
+instructor_groups = _value(c.RTCPolicy, "instructor_groups", {})
+if instructor_groups:
+    _merge_role(
+        roles, "rtc-instructor", ["custom:rtc:activity:read"], groups=list(instructor_groups)
+    )
+c.JupyterHub.load_roles = roles
