@@ -83,13 +83,13 @@ class LocalHub:
     def start(self, timeout: float = 60) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "jupyterhub_config.py").write_text(self.config_text())
-        log = open(self.workdir / "hub.log", "ab")
-        # Own process group: stop() must take the proxy and every server with it.
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", "jupyterhub_config.py"],
-            cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )
+        with open(self.workdir / "hub.log", "ab") as log:
+            # Own process group: stop() must take the proxy and every server with it.
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "jupyterhub", "-f", "jupyterhub_config.py"],
+                cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
         self.wait_until_up(timeout)
 
     def wait_until_up(self, timeout: float) -> None:

@@ -19,8 +19,8 @@ class HubUser:
 
 
 class HubDirectory(Protocol):
-    async def user(self, name: str) -> HubUser | None:
-        """The hub user called ``name``, or None if there is none."""
+    async def user(self, name: str, *, fresh: bool = False) -> HubUser | None:
+        """The hub user called ``name``, or None; ``fresh`` skips any cache."""
 
     async def group_exists(self, name: str) -> bool:
         """Whether the hub has a group called ``name``."""
@@ -39,7 +39,7 @@ class StaticDirectory:
         self.groups.update(groups)
         return user
 
-    async def user(self, name: str) -> HubUser | None:
+    async def user(self, name: str, *, fresh: bool = False) -> HubUser | None:
         return self.users.get(name)
 
     async def group_exists(self, name: str) -> bool:

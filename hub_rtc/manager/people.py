@@ -70,7 +70,8 @@ class People:
             return old.name if old else None
 
         old_name = await self.ctx.db.run(lookup)
-        if old_name and await self.ctx.directory.user(old_name) is None:
+        # fresh: a cached answer from before the rename would still show the old name
+        if old_name and await self.ctx.directory.user(old_name, fresh=True) is None:
             return old_name
         return None
 

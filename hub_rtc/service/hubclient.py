@@ -28,10 +28,10 @@ class HubClient:
         self._cache: dict[str, tuple[float, Any]] = {}
         self.http = AsyncHTTPClient()
 
-    async def _get(self, path: str) -> Any | None:
+    async def _get(self, path: str, fresh: bool = False) -> Any | None:
         """GET a hub API path; None on 404."""
         hit = self._cache.get(path)
-        if hit and time.monotonic() - hit[0] < self.cache_seconds:
+        if hit and not fresh and time.monotonic() - hit[0] < self.cache_seconds:
             return hit[1]
         request = HTTPRequest(
             f"{self.api_url}{path}", headers={"Authorization": f"token {self.token}"}
@@ -46,8 +46,8 @@ class HubClient:
         self._cache[path] = (time.monotonic(), value)
         return value
 
-    async def user(self, name: str) -> HubUser | None:
-        model = await self._get(f"/users/{quote(name, safe='')}")
+    async def user(self, name: str, *, fresh: bool = False) -> HubUser | None:
+        model = await self._get(f"/users/{quote(name, safe='')}", fresh)
         if model is None:
             return None
         created = model.get("created")

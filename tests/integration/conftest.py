@@ -1,0 +1,64 @@
+"""Integration fixtures: a real JupyterHub, configurable-http-proxy and the service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hub_rtc.localhub import LocalHub
+
+from .. import decision_cases as W
+
+GROUPS = {
+    "cs101": ["alice", "bob", "carol", "dave"],
+    "cs101-staff": ["ida"],
+    W.GROUP[0]: list(W.GROUP[1]),
+    W.WATCHER[1]: [W.WATCHER[0]],
+    "empty": [],
+}
+
+BASE_CONFIG = f"""
+c.JupyterHub.load_groups = {{k: {{"users": v}} for k, v in {GROUPS!r}.items()}}
+c.RTCPolicy.instructor_groups = {{"cs101-staff": ["cs101"]}}
+c.RTCPolicy.max_members_per_session = 12
+c.RTCPolicy.max_sessions_per_user = 5
+"""
+
+
+def start_hub(workdir: Path, extra: str = "", db_url: str | None = None) -> LocalHub:
+    hub = LocalHub(workdir, extra_config=BASE_CONFIG + extra, db_url=db_url)
+    try:
+        hub.start()
+    except Exception:
+        hub.stop()
+        print((workdir / "hub.log").read_text()[-5000:])
+        raise
+    return hub
+
+
+@pytest.fixture(scope="session")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
+    """One hub (default policy, SQLite) for the whole session; torn down after."""
+    hub = start_hub(tmp_path_factory.mktemp("hub"))
+    yield hub
+    hub.stop()
+
+
+class Tokens:
+    """Hub API tokens per user, created on first use."""
+
+    def __init__(self, hub: LocalHub) -> None:
+        self.hub = hub
+        self._tokens: dict[str, str] = {}
+
+    def __getitem__(self, name: str) -> str:
+        if name not in self._tokens:
+            self._tokens[name] = self.hub.user_token(name)
+        return self._tokens[name]
+
+
+@pytest.fixture(scope="session")
+def tokens(hub: LocalHub) -> Tokens:
+    return Tokens(hub)
