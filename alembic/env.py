@@ -5,7 +5,6 @@ the same migrations run from a checkout and from an installed wheel.
 """
 
 from alembic import context
-
 from hub_rtc.records.database import make_engine
 from hub_rtc.records.models import metadata
 

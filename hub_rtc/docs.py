@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textwrap import dedent
+from inspect import cleandoc
 from typing import Any
 
 from traitlets import HasTraits
@@ -27,14 +27,15 @@ def _classes() -> list[type[HasTraits]]:
 def config_reference() -> str:
     parts = [HEADER]
     for cls in _classes():
-        parts.append(f"## {cls.__name__}\n\n{dedent(cls.__doc__ or '').strip()}\n\n")
+        parts.append(f"## {cls.__name__}\n\n{cleandoc(cls.__doc__ or '')}\n\n")
+        dynamic = getattr(cls, "_trait_default_generators", {})
         for name, trait in sorted(cls.class_own_traits(config=True).items()):
-            parts.append(_trait_entry(cls.__name__, name, trait))
+            parts.append(_trait_entry(cls.__name__, name, trait, name in dynamic))
     return "".join(parts)
 
 
-def _trait_entry(owner: str, name: str, trait: Any) -> str:
+def _trait_entry(owner: str, name: str, trait: Any, dynamic: bool) -> str:
     kind = type(trait).__name__
-    default = trait.default_value_repr()
-    help_text = dedent(trait.help).strip() if trait.help else ""
-    return f"### `c.{owner}.{name}`\n\n{kind}, default `{default}`\n\n{help_text}\n\n"
+    default = "computed at start-up (see below)" if dynamic else f"`{trait.default_value_repr()}`"
+    help_text = cleandoc(trait.help) if trait.help else ""
+    return f"### `c.{owner}.{name}`\n\n{kind}, default {default}\n\n{help_text}\n\n"

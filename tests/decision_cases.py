@@ -75,12 +75,12 @@ def cases() -> list[Case]:
     out = [
         Case(user, action, None, allowed)
         for user, row in EXPECTED.items()
-        for action, allowed in zip(ACTIONS, row)
+        for action, allowed in zip(ACTIONS, row, strict=True)
     ]
     out += [
         Case(user, "write", cell, allowed)
         for user, row in EXPECTED_CELLS.items()
-        for cell, allowed in zip(CELLS, row)
+        for cell, allowed in zip(CELLS, row, strict=True)
     ]
     return out
 
@@ -104,7 +104,7 @@ def narrow_cases() -> list[Case]:
     return [
         Case(user, action, None, allowed)
         for user, row in EXPECTED_NARROW.items()
-        for action, allowed in zip(ACTIONS, row)
+        for action, allowed in zip(ACTIONS, row, strict=True)
     ]
 
 

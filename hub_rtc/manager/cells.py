@@ -22,7 +22,9 @@ class Cells:
         self.principals = principals
         self.db = sessions.ctx.db
 
-    async def list(self, actor: Actor, session_id: str, path: str | None = None) -> list[dict[str, Any]]:
+    async def rules(
+        self, actor: Actor, session_id: str, path: str | None = None
+    ) -> list[dict[str, Any]]:
         await self.sessions.access(actor, session_id)
         where = folder(path, "path") if path is not None else None
         return await self.db.run(lambda db: _rules_json(db, session_id, where))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..decision import Decision, Resource, decide
+from sqlalchemy.orm import Session
+
+from ..decision import Decision, Principal, Resource, SessionView, decide
 from ..records import models
 from .actor import SCOPE_AUTHORIZE, Actor
 from .context import Context
@@ -23,11 +25,23 @@ class Decisions:
         """May ``subject`` do ``action`` on ``resource``?  Asked by ``caller``."""
         if subject.name != caller.name and not caller.has(SCOPE_AUTHORIZE):
             raise Forbidden(f"asking about other users needs the {SCOPE_AUTHORIZE} scope")
-        principal = await self.people.principal(subject)
         path = folder(resource.path, "path") if resource.path is not None else None
         clean = Resource(resource.session_id, path, resource.cell_id)
-        view = await self.ctx.db.run(
-            lambda db: load_view(db, clean.session_id, principal, clean.path, clean.cell_id)
-        )
+        # One transaction for the principal and the records: this is the hot path.
+        found = await self.ctx.db.run(lambda db: self._load(db, subject, clean))
+        if found is None:  # first sight of this user: register them, then decide
+            await self.people.principal(subject)
+            found = await self.ctx.db.run(lambda db: self._load(db, subject, clean))
+        assert found is not None
+        principal, view = found
         policy = self.ctx.policy.decision_view()
         return decide(principal, action, clean, view, policy, models.utcnow())
+
+    def _load(
+        self, db: Session, subject: Actor, resource: Resource
+    ) -> tuple[Principal, SessionView | None] | None:
+        principal = self.people.principal_in(db, subject)
+        if principal is None:
+            return None
+        view = load_view(db, resource.session_id, principal, resource.path, resource.cell_id)
+        return principal, view

@@ -77,12 +77,20 @@ class People:
 
     async def principal(self, actor: Actor) -> Principal:
         """What the decision knows of ``actor``: hub groups, teams, watched groups."""
+        found = await self.ctx.db.run(lambda db: self.principal_in(db, actor))
+        if found is None:
+            await self._first_sight(actor.name)
+            return self._principal(actor, frozenset())
+        return found
+
+    def principal_in(self, db: Session, actor: Actor) -> Principal | None:
+        """:meth:`principal` inside a transaction; None for a user never seen before."""
         if actor.kind != "user":
             return Principal(name=f"{actor.kind}:{actor.name}")
-        teams = await self.ctx.db.run(lambda db: _teams_if_known(db, actor.name))
-        if teams is None:
-            await self._first_sight(actor.name)
-            teams = frozenset()
+        teams = _teams_if_known(db, actor.name)
+        return None if teams is None else self._principal(actor, teams)
+
+    def _principal(self, actor: Actor, teams: frozenset[str]) -> Principal:
         return Principal(
             name=actor.name,
             groups=actor.groups,

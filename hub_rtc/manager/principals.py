@@ -91,5 +91,5 @@ class Principals:
         self.check_count(len(named))
         return [
             await self.resolve_grant(actor, kind, name, entry, owner)
-            for (kind, name), entry in zip(named, entries)
+            for (kind, name), entry in zip(named, entries, strict=True)
         ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from ..decision import Principal, effective_role
@@ -19,6 +19,7 @@ from .validate import check_expiry, folder, parse_when
 from .views import load_view, session_json
 
 ACCOUNT_PREFIX = "rtc-"
+LISTS = ("visible", "mine", "shared", "watched", "all")
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,10 @@ class Sessions:
         limit: int = 200, offset: int = 0,
     ) -> list[dict[str, Any]]:
         """Sessions the actor owns, shares or watches (``which`` narrows; admins may ask ``all``)."""
+        if which not in LISTS:
+            raise Invalid(f"which must be one of {', '.join(LISTS)}")
+        if state not in (None, "active", "ended"):
+            raise Invalid("state must be active or ended")
         if which == "all" and not actor.is_admin:
             raise Forbidden(f"listing every session needs the {SCOPE_ADMIN} scope")
         principal = await self.people.principal(actor)
@@ -236,11 +241,12 @@ def _visible(
             (Grant.kind == "group") & Grant.principal.in_(principal.groups),
         )
     )
-    conditions = {
+    conditions: dict[str, ColumnElement[bool]] = {
         "mine": RTCSession.owner_id == user_id,
         "shared": RTCSession.id.in_(shared),
         "watched": RTCSession.course.in_(principal.watches),
     }
+    where: ColumnElement[bool]
     if which == "all":
         where = RTCSession.id.is_not(None)
     elif which in conditions:

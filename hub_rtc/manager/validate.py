@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from posixpath import normpath
 
 from .errors import Forbidden, Invalid
@@ -17,8 +17,8 @@ def parse_when(value: str | None, field: str) -> datetime | None:
     except (TypeError, ValueError):
         raise Invalid(f"{field}: {value!r} is not an ISO 8601 date-time") from None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)
 
 
 def check_expiry(

@@ -29,10 +29,14 @@ def load_view(
     Filtering grants and rules in SQL keeps a decision at a few indexed
     lookups however large the session is.
     """
-    row = db.get(RTCSession, session_id)
-    if row is None:
+    found = db.execute(
+        select(RTCSession, User.name)
+        .join(User, User.id == RTCSession.owner_id)
+        .where(RTCSession.id == session_id)
+    ).first()
+    if found is None:
         return None
-    owner = db.scalar(select(User.name).where(User.id == row.owner_id))
+    row, owner = found
     rules = {}
     if path is not None and cell_id is not None:
         rules = _rule_views(db, session_id, path, cell_id)
@@ -49,7 +53,9 @@ def load_view(
 
 def _grants_for(db: Session, session_id: str, principal: Principal) -> tuple[GrantView, ...]:
     user_id = select(User.id).where(User.name == principal.name).scalar_subquery()
-    teams = dict(db.execute(select(Team.id, Team.name).where(Team.name.in_(principal.teams))).all())
+    teams: dict[str, str] = {}
+    if principal.teams:  # most people are in no team: skip the query
+        teams = dict(db.execute(select(Team.id, Team.name).where(Team.name.in_(principal.teams))).all())
     rows = db.scalars(
         select(Grant).where(
             Grant.session_id == session_id,

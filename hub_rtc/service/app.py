@@ -46,7 +46,9 @@ class RTCService(Application):
         """,
     ).tag(config=True)
     service_name = Unicode(
-        help="Name of the service in JupyterHub; it lives at /services/<name>/. Default: $JUPYTERHUB_SERVICE_NAME or `rtc`.",
+        help="""Name of the service in JupyterHub; it lives at /services/<name>/.
+
+        Default: $JUPYTERHUB_SERVICE_NAME, else `rtc`.""",
     ).tag(config=True)
     bind_url = Unicode(
         help="URL the service listens on. Default: $JUPYTERHUB_SERVICE_URL, as the hub assigns it.",
@@ -60,7 +62,9 @@ class RTCService(Application):
         help="Largest request body the API accepts; larger ones get 413.",
     ).tag(config=True)
     hub_base_url = Unicode(
-        help="The hub's public base URL path, for links into JupyterLab. Default: $JUPYTERHUB_BASE_URL or `/`.",
+        help="""The hub's public base URL path, for links into JupyterLab.
+
+        Default: $JUPYTERHUB_BASE_URL, else `/`.""",
     ).tag(config=True)
 
     @default("service_name")

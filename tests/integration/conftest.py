@@ -12,7 +12,7 @@ from hub_rtc.localhub import LocalHub
 from .. import decision_cases as W
 
 GROUPS = {
-    "cs101": ["alice", "bob", "carol", "dave"],
+    "cs101": ["alice", "bob", "carol", "dave", W.OWNER],
     "cs101-staff": ["ida"],
     W.GROUP[0]: list(W.GROUP[1]),
     W.WATCHER[1]: [W.WATCHER[0]],

@@ -77,9 +77,11 @@ def test_activity_recorded_by_a_server_is_read_by_owner_and_instructor(hub: Loca
     s = ok(hub.rtc("POST", "/sessions", {"title": "Activity", "members": [
         {"user": "bob", "role": "editor"}]}, tokens["alice"]), 201)
     batch = {"events": [
-        {"ts": "2026-11-21T10:00:01Z", "user": "bob", "kind": "edit", "path": "a.ipynb", "cell_id": "c1", "count": 5},
+        {"ts": "2026-11-21T10:00:01Z", "user": "bob", "kind": "edit", "path": "a.ipynb",
+         "cell_id": "c1", "count": 5},
         {"ts": "2026-11-21T10:02:00Z", "user": "bob", "kind": "execute", "path": "a.ipynb"},
-        {"ts": "2026-11-21T10:02:00Z", "user": "carol", "kind": "refused", "path": "a.ipynb", "cell_id": "c1"},
+        {"ts": "2026-11-21T10:02:00Z", "user": "carol", "kind": "refused", "path": "a.ipynb",
+         "cell_id": "c1"},
     ]}
     # the ops token stands in for a shared server: it holds custom:rtc:admin
     assert ok(hub.rtc("POST", f"/sessions/{s['id']}/activity", batch))["recorded"] == 7
@@ -126,7 +128,8 @@ def test_tokens_without_the_scopes_are_refused(hub: LocalHub) -> None:
     ({"title": "x", "members": [{"user": "nobody-here", "role": "viewer"}]}, 422, "no hub user"),
     ({"title": "x", "members": [{"team": "no-such-team", "role": "viewer"}]}, 422, "no team"),
     ({"title": "x", "members": [{"group": "no-such-group", "role": "viewer"}]}, 422, "no hub group"),
-    ({"title": "x", "members": [{"user": "bob", "role": "viewer"}, {"user": "bob", "role": "editor"}]}, 409, "twice"),
+    ({"title": "x", "members": [{"user": "bob", "role": "viewer"},
+                                {"user": "bob", "role": "editor"}]}, 409, "twice"),
     ({"title": "x", "members": [{"user": f"u{i}", "role": "viewer"} for i in range(13)]}, 403, "at most 12"),
     ({"title": ""}, 422, "title"),
     ({"title": "x", "host": "cloud"}, 422, "host"),
@@ -171,7 +174,8 @@ def test_teams(hub: LocalHub, tokens) -> None:
     conforms("Team", team)
     refused(hub.rtc("POST", "/teams", {"name": "owls"}, tokens["bob"]), 409, "already exists")
     refused(hub.rtc("POST", "/teams", {"name": "x", "members": ["ghost"]}, tokens["bob"]), 422, "no hub user")
-    assert ok(hub.rtc("PUT", "/teams/owls/members/dave", token=tokens["carol"]), 201)["members"] == ["bob", "dave"]
+    added = ok(hub.rtc("PUT", "/teams/owls/members/dave", token=tokens["carol"]), 201)
+    assert added["members"] == ["bob", "dave"]
     refused(hub.rtc("PUT", "/teams/owls/members/alice", token=tokens["bob"]), 403)
     assert [t["name"] for t in ok(hub.rtc("GET", "/teams", token=tokens["bob"]))["teams"]] == ["owls"]
     refused(hub.rtc("GET", "/teams/owls", token=tokens["alice"]), 403)
@@ -189,7 +193,8 @@ def test_me_identity_policy_and_spec(hub: LocalHub, tokens) -> None:
     refused(hub.rtc("GET", "/identity?user=bob", token=tokens["ida"]), 403, "custom:rtc:authorize")
     assert ok(hub.rtc("GET", "/identity?user=bob"))["name"] == "bob"
     policy = ok(hub.rtc("GET", "/policy", token=tokens["bob"]))
-    assert policy["max_members_per_session"] == 12 and policy["instructor_groups"] == {"cs101-staff": ["cs101"]}
+    assert policy["max_members_per_session"] == 12
+    assert policy["instructor_groups"] == {"cs101-staff": ["cs101"]}
     with urllib.request.urlopen(hub.service_url + "/openapi.yaml") as r:
         assert b"hub_rtc REST API" in r.read()
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -20,7 +20,7 @@ from hub_rtc.policy import RTCPolicy
 
 from .. import decision_cases as W
 
-NOW = datetime(2026, 11, 21, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 SID = "s1"
 
 
@@ -103,7 +103,8 @@ def test_grant_still_valid_until_its_expiry() -> None:
 
 def test_strongest_grant_wins() -> None:
     session, policy = world()
-    both = replace(session, grants=(GrantView("user", "tess", "viewer"), GrantView("team", "tigers", "manager")))
+    grants = (GrantView("user", "tess", "viewer"), GrantView("team", "tigers", "manager"))
+    both = replace(session, grants=grants)
     decision = decide(principal("tess"), "manage", Resource(SID), both, policy, NOW)
     assert decision.allowed and decision.role == "manager"
 

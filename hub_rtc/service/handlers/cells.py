@@ -9,7 +9,7 @@ from .sessions import SESSION
 class CellsHandler(APIHandler):
     async def get(self, session_id: str) -> None:
         actor = await self.actor()
-        rules = await self.manager.cells.list(actor, session_id, self.get_argument("path", None))
+        rules = await self.manager.cells.rules(actor, session_id, self.get_argument("path", None))
         self.write_json({"cells": rules})
 
     async def put(self, session_id: str) -> None:

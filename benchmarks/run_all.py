@@ -1,0 +1,11 @@
+"""Run every benchmark in turn (``./dev bench``)."""
+
+import runpy
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+for name in ("bench_decision.py", "bench_authorize.py"):
+    print(f"\n##### {name}", flush=True)
+    sys.argv = [str(HERE / name)]
+    runpy.run_path(str(HERE / name), run_name="__main__")

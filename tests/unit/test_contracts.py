@@ -1,0 +1,92 @@
+"""Docs and contracts that must not drift from the code."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+from openapi_spec_validator import validate
+from traitlets.config import Config
+
+from hub_rtc.docs import _classes, config_reference
+from hub_rtc.resources import dropin_path, load_dropin
+from hub_rtc.service.handlers import all_handlers
+from hub_rtc.service.spec import spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_config_reference_is_generated_from_the_code() -> None:
+    written = (ROOT / "docs" / "config-reference.md").read_text()
+    assert written == config_reference(), "run: hub-rtc config-reference > docs/config-reference.md"
+
+
+def test_every_trait_has_help() -> None:
+    missing = [f"{cls.__name__}.{name}" for cls in _classes()
+               for name, trait in cls.class_own_traits(config=True).items() if not trait.help]
+    assert missing == []
+
+
+def test_openapi_spec_is_valid() -> None:
+    validate(yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text()))
+
+
+def _route_to_spec(pattern: str) -> str:
+    path = re.sub(r"\(\?P<(\w+)>[^)]*\)", r"{\1}", pattern)
+    return "/" if path == "/?" else path
+
+
+def test_every_route_is_in_the_spec_and_every_spec_path_is_served() -> None:
+    served = {_route_to_spec(p) for p, _ in all_handlers()}
+    assert served == set(spec()["paths"])
+
+
+def test_every_spec_method_is_implemented() -> None:
+    handlers = {_route_to_spec(p): h for p, h in all_handlers()}
+    for path, item in spec()["paths"].items():
+        for method in set(item) - {"parameters"}:
+            assert method in handlers[path].__dict__, f"{method.upper()} {path} is not implemented"
+
+
+def test_every_scope_in_the_spec_is_declared_by_the_dropin() -> None:
+    declared = set(re.findall(r'"(custom:rtc:[a-z:]+)": \{', dropin_path().read_text()))
+    used = {op["x-scope"] for item in spec()["paths"].values()
+            for op in item.values() if isinstance(op, dict) and "x-scope" in op}
+    assert used <= declared and declared
+
+
+def test_dropin_keeps_the_admins_config_and_hands_policy_over() -> None:
+    c = Config()
+    c.JupyterHub.services = [{"name": "ops", "api_token": "x" * 32}]
+    c.JupyterHub.load_roles = [{"name": "user", "scopes": ["self", "read:groups"]}]
+    c.Authenticator.admin_users = {"root"}
+    c.RTCPolicy.max_members_per_session = 4
+    c.RTCPolicy.instructor_groups = {"staff": ["cs101"]}
+    c.RTCService.db_url = "postgresql+psycopg://db/rtc"
+    load_dropin(c)
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert set(services) == {"ops", "rtc"}
+    handover = json.loads(services["rtc"]["environment"]["HUB_RTC_CONFIG"])
+    assert handover["RTCPolicy"]["max_members_per_session"] == 4
+    assert handover["RTCService"]["db_url"] == "postgresql+psycopg://db/rtc"
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert {"self", "read:groups", "custom:rtc:sessions", "access:services!service=rtc"} <= set(
+        roles["user"]["scopes"])
+    assert roles["rtc-admin"]["users"] == ["root"]
+    assert roles["rtc-instructor"]["groups"] == ["staff"]
+    assert "admin:users" not in roles["rtc-service"]["scopes"]
+    assert "custom:rtc:admin" in c.JupyterHub.custom_scopes
+
+
+def test_service_reads_the_handover(monkeypatch, tmp_path) -> None:
+    from hub_rtc.service.app import RTCService
+
+    url = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    handover = {"RTCService": {"db_url": url}, "RTCPolicy": {"max_members_per_session": 3}}
+    monkeypatch.setenv("HUB_RTC_CONFIG", json.dumps(handover))
+    app = RTCService()
+    app.initialize([])
+    assert app.db_url == url and app.policy.max_members_per_session == 3
+    app.db.dispose()
