@@ -21,7 +21,7 @@ from .. import __version__
 from ..manager import Manager
 from ..policy import RTCPolicy
 from ..records import Database, SchemaMismatch
-from .handlers import all_handlers
+from .handlers import all_handlers, pages
 from .hubclient import HubClient
 
 #: the drop-in passes admin config through this environment variable
@@ -110,6 +110,7 @@ class RTCService(Application):
         manager = Manager(self.db, hub, self.policy, self.hub_base_url)
         api = url_path_join(prefix, "api/v1")
         handlers: list[Any] = [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)]
+        handlers += [(prefix.rstrip("/") + p, h) for p, h in pages.default_handlers]
         handlers += [(api + pattern, handler) for pattern, handler in all_handlers()]
         return WebApp(
             handlers,
@@ -117,6 +118,7 @@ class RTCService(Application):
             hub_client=hub,
             hub_auth=HubOAuth(api_url=api_url, api_token=token, cache_max_age=60),
             max_body_bytes=self.max_body_bytes,
+            api_prefix=api,
             cookie_secret=os.urandom(32),
             log_function=self._log_request,
         )

@@ -101,6 +101,3 @@ class APIHandler(HubOAuthenticated, RequestHandler):
             log.info("%s %s: %d %s", self.request.method, self.request.path, value.status, value.message)
             return
         super().log_exception(typ, value, tb)
-
-    def get_login_url(self) -> str:
-        return self.hub_auth.login_url
