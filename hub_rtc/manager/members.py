@@ -22,7 +22,7 @@ class Members:
 
     async def list(self, actor: Actor, session_id: str) -> list[dict[str, Any]]:
         await self.sessions.access(actor, session_id)
-        return (await self.sessions._json(session_id, None))["members"]
+        return (await self.sessions.json_of(session_id, None))["members"]
 
     async def put(
         self, actor: Actor, session_id: str, kind: str, name: str, body: dict[str, Any]
@@ -50,7 +50,7 @@ class Members:
         return False
 
     async def _member(self, session_id: str, kind: str, name: str) -> dict[str, Any]:
-        members = (await self.sessions._json(session_id, None))["members"]
+        members = (await self.sessions.json_of(session_id, None))["members"]
         return next(m for m in members if m["kind"] == kind and m["name"] == name)
 
     async def delete(self, actor: Actor, session_id: str, kind: str, name: str) -> None:

@@ -70,9 +70,10 @@ class Sessions:
 
     async def get(self, actor: Actor, session_id: str) -> dict[str, Any]:
         access = await self.access(actor, session_id)
-        return await self._json(session_id, access.role)
+        return await self.json_of(session_id, access.role)
 
-    async def _json(self, session_id: str, role: str | None) -> dict[str, Any]:
+    async def json_of(self, session_id: str, role: str | None) -> dict[str, Any]:
+        """The API form of a session, with the caller's role in it."""
         base = self.ctx.hub_base_url
         return await self.ctx.db.run(
             lambda db: session_json(db, _get(db, session_id), role, base)
@@ -133,7 +134,7 @@ class Sessions:
             return row.id
 
         session_id = await self.ctx.db.run(insert)
-        return await self._json(session_id, "owner")
+        return await self.json_of(session_id, "owner")
 
     def _check_may_create(self, actor: Actor) -> None:
         if actor.is_admin or self.ctx.policy.may_create(actor.name, actor.groups):
@@ -193,7 +194,7 @@ class Sessions:
                 setattr(row, key, value)
 
         await self.ctx.db.run(apply)
-        return await self._json(session_id, access.role)
+        return await self.json_of(session_id, access.role)
 
     async def end(self, actor: Actor, session_id: str) -> None:
         """End a session: nobody reaches it any more, its records stay."""

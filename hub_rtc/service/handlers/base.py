@@ -81,6 +81,10 @@ class APIHandler(HubOAuthenticated, RequestHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps(value))
 
+    def no_content(self) -> None:
+        self.set_status(204)
+        self.finish()
+
     def set_default_headers(self) -> None:
         self.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         self.set_header("X-Content-Type-Options", "nosniff")

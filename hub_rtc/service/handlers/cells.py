@@ -21,8 +21,7 @@ class CellsHandler(APIHandler):
         actor = await self.actor()
         path, cell_id = self.get_argument("path"), self.get_argument("cell_id")
         await self.manager.cells.delete(actor, session_id, path, cell_id)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 default_handlers = [(SESSION + r"/cells", CellsHandler)]

@@ -45,8 +45,7 @@ class SessionHandler(APIHandler):
 
     async def delete(self, session_id: str) -> None:
         await self.manager.sessions.end(await self.actor(), session_id)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 class MembersHandler(APIHandler):
@@ -64,8 +63,7 @@ class MemberHandler(APIHandler):
 
     async def delete(self, session_id: str, kind: str, name: str) -> None:
         await self.manager.members.delete(await self.actor(), session_id, kind, name)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 default_handlers = [

@@ -25,8 +25,7 @@ class TeamHandler(APIHandler):
 
     async def delete(self, team: str) -> None:
         await self.manager.teams.delete(await self.actor(), team)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 class TeamMemberHandler(APIHandler):
@@ -37,8 +36,7 @@ class TeamMemberHandler(APIHandler):
 
     async def delete(self, team: str, name: str) -> None:
         await self.manager.teams.delete_member(await self.actor(), team, name)
-        self.set_status(204)
-        self.finish()
+        self.no_content()
 
 
 default_handlers = [
