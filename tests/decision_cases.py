@@ -85,29 +85,26 @@ def cases() -> list[Case]:
     return out
 
 
-# Under a narrowing policy (no execution or terminals for collaborators,
-# managers not grantable): what changes.
-NARROW_POLICY = {
+# Another policy: no execution for collaborators, terminals opened to editors
+# and up, managers no longer grantable.  What each person may do then.
+OTHER_POLICY = {
     "collaborators_may_execute": False,
-    "collaborators_may_open_terminals": False,
+    "collaborators_may_open_terminals": True,
     "grantable_roles": ["viewer", "runner", "editor"],
 }
-EXPECTED_NARROW: dict[str, tuple[bool, bool, bool, bool, bool]] = {
+EXPECTED_OTHER: dict[str, tuple[bool, bool, bool, bool, bool]] = {
     "olive": (Y, Y, Y, Y, Y),  # policy never narrows the owner
-    "rui": (Y, _, _, _, _),
-    "eddie": (Y, Y, _, _, _),
-    "max": (Y, Y, _, _, _),  # manager acts as editor: manage withdrawn
+    "vic": (Y, _, _, _, _),
+    "rui": (Y, _, _, _, _),  # runner: execution withdrawn, no terminal either
+    "eddie": (Y, Y, _, _, Y),  # editor: terminal opened, execution withdrawn
+    "tess": (Y, Y, _, _, Y),
+    "max": (Y, Y, _, _, Y),  # manager acts as editor: manage withdrawn
 }
 
 
-def narrow_cases() -> list[Case]:
+def other_policy_cases() -> list[Case]:
     return [
         Case(user, action, None, allowed)
-        for user, row in EXPECTED_NARROW.items()
+        for user, row in EXPECTED_OTHER.items()
         for action, allowed in zip(ACTIONS, row, strict=True)
     ]
-
-
-# With terminals opened by policy, editors and up get them, runners still not.
-OPEN_TERMINALS = {"collaborators_may_open_terminals": True}
-EXPECTED_TERMINALS = {"olive": Y, "max": Y, "eddie": Y, "tess": Y, "rui": _, "vic": _}

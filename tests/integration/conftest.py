@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,19 @@ c.RTCPolicy.instructor_groups = {{"cs101-staff": ["cs101"]}}
 c.RTCPolicy.max_members_per_session = 12
 c.RTCPolicy.max_sessions_per_user = 5
 """
+
+
+def processes_in(folder: Path, needle: str = "") -> list[int]:
+    """Pids of processes working in ``folder`` (a hub's) whose command line holds ``needle``."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if os.readlink(f"/proc/{pid}/cwd") == str(folder) and needle in cmdline:
+                found.append(int(pid))
+        except OSError:
+            continue
+    return found
 
 
 def start_hub(workdir: Path, extra: str = "", db_url: str | None = None) -> LocalHub:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 import urllib.request
 
 import pytest
@@ -12,6 +15,8 @@ from referencing.jsonschema import DRAFT202012
 
 from hub_rtc.localhub import LocalHub
 from hub_rtc.service.spec import spec
+
+from .conftest import processes_in
 
 pytestmark = pytest.mark.integration
 
@@ -205,3 +210,20 @@ def test_persistent_id_survives_a_real_hub_rename(hub: LocalHub) -> None:
     ok(hub.api("PATCH", "/hub/api/users/erin", {"name": "erin-renamed"}))
     after = ok(hub.rtc("GET", "/identity", token=hub.user_token("erin-renamed")))
     assert after["name"] == "erin-renamed" and after["id"] == before["id"]
+
+
+def test_hub_restarts_the_service_and_no_record_is_lost(hub: LocalHub, tokens) -> None:
+    s = ok(hub.rtc("POST", "/sessions", {"title": "Survives", "members": [
+        {"user": "bob", "role": "editor"}]}, tokens["carol"]), 201)
+    [pid] = processes_in(hub.workdir, "hub_rtc serve")
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        restarted = processes_in(hub.workdir, "hub_rtc serve")
+        if restarted and restarted != [pid] and hub.rtc("GET", "/")[0] == 200:
+            break
+        time.sleep(0.5)
+    else:
+        pytest.fail("JupyterHub did not restart the service within 60 s")
+    again = ok(hub.rtc("GET", f"/sessions/{s['id']}", token=tokens["bob"]))
+    assert again["my_role"] == "editor" and again["title"] == "Survives"

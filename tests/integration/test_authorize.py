@@ -1,7 +1,7 @@
 """POST /authorize through a real hub agrees with the decision table, row by row.
 
 The world of tests/decision_cases.py is built through the REST API, on the
-default-policy hub (SQLite) and on a narrowing-policy hub (PostgreSQL).
+default-policy hub (SQLite) and on a other-policy hub (PostgreSQL).
 """
 
 from __future__ import annotations
@@ -80,24 +80,39 @@ def test_every_row_agrees_under_default_policy(hub: LocalHub, world: str) -> Non
 
 
 @pytest.fixture(scope="module")
-def narrow_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
-    """A second hub whose policy narrows, its service on PostgreSQL."""
+def other_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
+    """A second hub with another policy, its service on PostgreSQL."""
     urls = _postgres_url()
     db_url = next(urls)
-    extra = "".join(f"c.RTCPolicy.{k} = {v!r}\n" for k, v in W.NARROW_POLICY.items())
-    hub = start_hub(tmp_path_factory.mktemp("narrow"), extra, db_url=db_url)
+    extra = "".join(f"c.RTCPolicy.{k} = {v!r}\n" for k, v in W.OTHER_POLICY.items())
+    hub = start_hub(tmp_path_factory.mktemp("other"), extra, db_url=db_url)
     yield hub
     hub.stop()
     next(urls, None)
 
 
 @pytest.mark.postgres
-def test_every_row_agrees_under_narrowing_policy(narrow_hub: LocalHub) -> None:
-    sid = build_world(narrow_hub, Tokens(narrow_hub))
-    answers = {c.id: ask(narrow_hub, sid, c) for c in W.narrow_cases()}
-    wrong = [(c.id, answers[c.id]) for c in W.narrow_cases()
+def test_every_row_agrees_under_another_policy(other_hub: LocalHub) -> None:
+    sid = build_world(other_hub, Tokens(other_hub))
+    answers = {c.id: ask(other_hub, sid, c) for c in W.other_policy_cases()}
+    wrong = [(c.id, answers[c.id]) for c in W.other_policy_cases()
              if answers[c.id]["allowed"] is not c.allowed]
     assert wrong == []
+
+
+def test_ended_and_expired_sessions_refuse_everyone(hub: LocalHub, tokens: Tokens) -> None:
+    olive = tokens[W.OWNER]
+    soon = datetime.now(UTC) + timedelta(seconds=EXPIRY_SECONDS)
+    ended = _ok(hub.rtc("POST", "/sessions", {"title": "ended"}, olive), 201)["id"]
+    expiring = _ok(hub.rtc("POST", "/sessions", {"title": "expiring",
+                                                 "expires_at": soon.isoformat()}, olive), 201)["id"]
+    _ok(hub.rtc("DELETE", f"/sessions/{ended}", token=olive), 204)
+    owner_reads = W.Case(W.OWNER, "read", None, False)
+    assert "ended" in ask(hub, ended, owner_reads)["reason"]
+    assert ask(hub, expiring, owner_reads)["allowed"] is True
+    time.sleep(EXPIRY_SECONDS + 0.2)
+    answer = ask(hub, expiring, owner_reads)
+    assert answer["allowed"] is False and "expired" in answer["reason"]
 
 
 def test_python_hooks(hub: LocalHub, tokens: Tokens, world: str) -> None:

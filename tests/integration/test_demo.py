@@ -3,7 +3,6 @@ Ctrl-C stops the hub, the proxy and everything else it started."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -16,19 +15,9 @@ import pytest
 
 from hub_rtc.localhub import free_port
 
+from .conftest import processes_in
+
 pytestmark = pytest.mark.integration
-
-
-def processes_in(folder: Path) -> list[int]:
-    """Pids of processes whose working directory is ``folder`` (the hub's)."""
-    found = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if os.readlink(f"/proc/{pid}/cwd") == str(folder):
-                found.append(int(pid))
-        except OSError:
-            continue
-    return found
 
 
 def test_demo_runs_answers_and_stops_cleanly(tmp_path: Path) -> None:
