@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 
@@ -58,6 +59,8 @@ def upgrade_db(argv: list[str]) -> None:
     parser.add_argument("--no-backup", action="store_true", help="skip the SQLite backup")
     opts = parser.parse_args(argv)
     url = opts.db_url or _configured_db_url(opts.config)
+    # alembic reports each migration step at INFO: show it, it is the progress
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     from .records.database import upgrade
 
