@@ -55,7 +55,11 @@ class RTCService(Application):
     ).tag(config=True)
     hub_cache_seconds = Float(
         10.0,
-        help="How long answers from the hub's API (users, groups) are reused, in seconds.",
+        help="""How long answers from the hub's API are reused, in seconds.
+
+        Covers user and group look-ups and token checks: a token revoked at
+        the hub keeps working here for at most this long.
+        """,
     ).tag(config=True)
     max_body_bytes = Integer(
         1024 * 1024,
@@ -116,7 +120,8 @@ class RTCService(Application):
             handlers,
             manager=manager,
             hub_client=hub,
-            hub_auth=HubOAuth(api_url=api_url, api_token=token, cache_max_age=60),
+            hub_auth=HubOAuth(api_url=api_url, api_token=token,
+                              cache_max_age=int(self.hub_cache_seconds)),
             max_body_bytes=self.max_body_bytes,
             api_prefix=api,
             cookie_secret=os.urandom(32),
