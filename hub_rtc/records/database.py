@@ -137,13 +137,5 @@ class Database:
         """:meth:`transaction` in a worker thread, so the event loop never blocks on SQL."""
         return await asyncio.to_thread(self.transaction, fn)
 
-    def ping(self) -> bool:
-        try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return True
-        except Exception:  # any driver error means "not healthy"
-            return False
-
     def dispose(self) -> None:
         self.engine.dispose()

@@ -59,14 +59,3 @@ class HubClient:
 
     async def group_exists(self, name: str) -> bool:
         return await self._get(f"/groups/{quote(name, safe='')}") is not None
-
-    async def ping(self) -> bool:
-        try:
-            request = HTTPRequest(f"{self.api_url}/", request_timeout=5)
-            await self.http.fetch(request)
-            return True
-        except Exception:  # any failure means "not reachable"
-            return False
-
-    def forget(self) -> None:
-        self._cache.clear()
