@@ -68,6 +68,3 @@ class Decision:
     allowed: bool
     reason: str
     role: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.allowed

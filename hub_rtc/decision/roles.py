@@ -47,7 +47,3 @@ def role_can(role: str, action: str) -> bool:
 def strongest(roles: list[str]) -> str | None:
     """The strongest of ``roles``, or None for an empty list."""
     return max(roles, key=rank) if roles else None
-
-
-def is_grantable(role: str) -> bool:
-    return role in GRANTABLE_ROLES

@@ -66,23 +66,25 @@ class Activity:
         """Store a batch from a shared server; returns how many events were counted."""
         if not actor.has(SCOPE_ACTIVITY_WRITE):
             raise Forbidden(f"recording activity needs the {SCOPE_ACTIVITY_WRITE} scope")
-        rows = [await self._row(session_id, e) for e in events]
+        # one look-up per person, not per event: a batch may hold thousands
+        ids = {name: (await self.people.ensure(name)).id for name in {e["user"] for e in events}}
+        rows = [_row(session_id, e, ids[e["user"]]) for e in events]
         await self.db.run(lambda db: _store(db, session_id, rows))
         return sum(r["count"] for r in rows)
 
-    async def _row(self, session_id: str, event: dict[str, Any]) -> dict[str, Any]:
-        ts = parse_when(event["ts"], "ts")
-        assert ts is not None
-        user = await self.people.ensure(event["user"])
-        return {
-            "session_id": session_id,
-            "user_id": user.id,
-            "kind": event["kind"],
-            "path": event.get("path", ""),
-            "cell_id": event.get("cell_id", ""),
-            "minute": ts.replace(second=0, microsecond=0),
-            "count": event.get("count", 1),
-        }
+
+def _row(session_id: str, event: dict[str, Any], user_id: str) -> dict[str, Any]:
+    ts = parse_when(event["ts"], "ts")
+    assert ts is not None
+    return {
+        "session_id": session_id,
+        "user_id": user_id,
+        "kind": event["kind"],
+        "path": event.get("path", ""),
+        "cell_id": event.get("cell_id", ""),
+        "minute": ts.replace(second=0, microsecond=0),
+        "count": event.get("count", 1),
+    }
 
 
 def _limit(raw: str | None) -> int:
