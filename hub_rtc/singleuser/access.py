@@ -1,0 +1,99 @@
+"""What one user may do on this server, as the service answered it.
+
+Pure data: the Authorizer, the guarded room and the kernel hook all read an
+:class:`Access`; only :mod:`.service` knows how it is fetched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..guard import Rights
+from .targets import Target
+
+#: Roles whose holders may write outputs and execution counts without
+#: write rights: running a cell in JupyterLab writes its results into the
+#: shared document from the runner's own client.
+_RUN_ROLES = frozenset({"runner"})
+
+
+@dataclass(frozen=True)
+class Access:
+    """The service's answer for (user, path) on this server."""
+
+    read: bool = False
+    write: bool = False
+    execute: bool = False
+    terminal: bool = False
+    manage: bool = False
+    role: str | None = None
+    session_id: str | None = None
+    root: str = ""
+    protected: frozenset[str] = frozenset()
+    identity: dict[str, Any] = field(default_factory=dict)
+    expose_identity: bool = False
+    reason: str = ""
+
+    @classmethod
+    def none(cls, reason: str) -> Access:
+        """No access at all: used when the service cannot be asked (fail closed)."""
+        return cls(reason=reason)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Access:
+        session = data.get("session") or {}
+        return cls(
+            read=bool(data.get("read")),
+            write=bool(data.get("write")),
+            execute=bool(data.get("execute")),
+            terminal=bool(data.get("terminal")),
+            manage=bool(data.get("manage")),
+            role=data.get("role"),
+            session_id=session.get("id"),
+            root=session.get("root") or "",
+            protected=frozenset(data.get("protected_cells") or ()),
+            identity=dict(data.get("user") or {}),
+            expose_identity=bool(data.get("expose_identity")),
+            reason=str(data.get("reason") or ""),
+        )
+
+    def rights(self) -> Rights:
+        """What the CRDT guard enforces for this user's document updates."""
+        return Rights(write=self.write, protected=self.protected if self.write else frozenset())
+
+    def awareness_user(self, fallback_name: str) -> dict[str, Any]:
+        """The ``user`` field every awareness state of this user carries.
+
+        Shaped like jupyter_server's identity model, which JupyterLab puts
+        there itself; here it comes from the service, never from the client.
+        """
+        ident = self.identity
+        name = ident.get("name") or fallback_name
+        display = ident.get("display_name") or name
+        return {
+            "username": ident.get("id") or name,
+            "name": name,
+            "display_name": display,
+            "initials": ident.get("initials") or display[:1].upper(),
+            "color": ident.get("color"),
+            "avatar_url": None,
+        }
+
+    def permits(self, target: Target) -> tuple[bool, str]:
+        """Does this access satisfy ``target``?  Returns (allowed, why not)."""
+        if target.scope == "deny":
+            return False, target.why
+        if target.scope == "terminal":
+            return self.terminal, "terminals are closed to collaborators by policy"
+        if not self.read:
+            return False, self.reason or "not a member of a session on this server"
+        if target.action == "read":
+            return True, ""
+        if target.action == "execute":
+            return self.execute, f"role {self.role} may not run code"
+        # A notebook with cells this user may not change is written only
+        # through the guarded room, never wholesale through the contents API.
+        if self.protected:
+            return False, "this notebook has cells you may not change: edit it in the collaborative editor"
+        return self.write, f"role {self.role} may not change files"

@@ -1,0 +1,185 @@
+"""The jupyter_server extension: wires the Authorizer, IdentityProvider,
+guarded room, attribution and the service's push channel into a JupyterHub
+single-user server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from jupyter_server.utils import url_path_join
+from jupyter_server_ydoc.handlers import YDocWebSocketHandler
+from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
+from tornado.httputil import HTTPHeaders, HTTPServerRequest
+from traitlets import Float, Unicode, default
+
+from .. import __version__
+from .auth import HubRTCAuthorizer, HubRTCIdentityProvider
+from .cache import AccessCache
+from .gate import Gate
+from .kernels import hook_kernel_identity
+from .room import GuardedRoomHandler, RoomGuards
+from .service import ServiceClient, ServiceUnavailable
+from .tally import Tally
+
+ROOM_ROUTE = r"/api/collaboration/room/(.*)"
+YDOC_EXTENSION = "jupyter_server_ydoc"
+
+
+class HubRTCExtension(ExtensionApp):
+    """hub_rtc on a shared single-user server."""
+
+    name = "hub_rtc"
+    description = "Enforce hub_rtc session rights on a JupyterHub single-user server"
+    load_other_extensions = True
+
+    service_url = Unicode(
+        help="""Base URL of the hub_rtc service's API (…/services/rtc/api/v1).
+
+        Default: $HUB_RTC_API_URL, which the hub_rtc drop-in puts into every
+        single-user server's environment. Without it, collaborators are refused.""",
+    ).tag(config=True)
+    cache_seconds = Float(
+        5.0,
+        help="""How long the service's answers are reused, in seconds.
+
+        Withdrawn access does not wait for this: the service pushes a message
+        and affected sockets close at once.""",
+    ).tag(config=True)
+    flush_seconds = Float(
+        5.0, help="How often counted activity (edits, refusals, joins) is sent to the service, in seconds."
+    ).tag(config=True)
+
+    @default("service_url")
+    def _default_service_url(self) -> str:
+        return os.environ.get("HUB_RTC_API_URL", "")
+
+    active = False
+
+    def initialize_settings(self) -> None:
+        app = self.serverapp
+        assert app is not None
+        if not isinstance(app.identity_provider, JupyterHubIdentityProvider):
+            self.log.warning("hub_rtc: not a JupyterHub single-user server; staying inactive")
+            return
+        self.active = True
+        self.tally = Tally()
+        self.guards = RoomGuards()
+        self.gate = Gate(self._client(), os.environ.get("JUPYTERHUB_USER", ""),
+                         AccessCache(self.cache_seconds), self.log)
+        self._install_auth()
+        hook_kernel_identity(app.kernel_manager)
+
+    def _client(self) -> ServiceClient | None:
+        if not self.service_url:
+            self.log.error("hub_rtc: $HUB_RTC_API_URL is not set: only the owner gets in")
+            return None
+        return ServiceClient(self.service_url, os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+                             os.environ.get("JUPYTERHUB_SERVER_NAME", ""), self.log)
+
+    def _install_auth(self) -> None:
+        """Swap in our IdentityProvider and Authorizer.
+
+        jupyterhub-singleuser sets its own classes with the highest config
+        priority, so a config file cannot choose them; the web app reads both
+        from its settings on every request, so replacing them there works.
+        """
+        app = self.serverapp
+        assert app is not None
+        hub_auth = app.identity_provider.hub_auth  # type: ignore[attr-defined]
+        identity = HubRTCIdentityProvider(parent=app, hub_auth=hub_auth, gate=self.gate)
+        authorizer = HubRTCAuthorizer(parent=app, identity_provider=identity, gate=self.gate)
+        app.identity_provider = identity
+        app.authorizer = authorizer
+        app.web_app.settings["identity_provider"] = identity
+        app.web_app.settings["authorizer"] = authorizer
+
+    def initialize_handlers(self) -> None:
+        if self.active:
+            # Loaded before jupyter_server_ydoc (extensions load alphabetically),
+            # so this route is matched first; _check_takeover proves it.
+            self.handlers.append((ROOM_ROUTE, GuardedRoomHandler, {"hub_rtc": self}))
+
+    def room_handler_kwargs(self) -> dict[str, Any]:
+        """The arguments jupyter_server_ydoc gives its own room handler."""
+        assert self.serverapp is not None
+        for ext in self.serverapp.extension_manager.extension_apps.get(YDOC_EXTENSION, ()):
+            for spec in ext.handlers:
+                if len(spec) > 2 and spec[1] is YDocWebSocketHandler:
+                    return dict(spec[2])
+        raise RuntimeError("jupyter_server_ydoc is not loaded: no collaboration rooms")
+
+    def serving_room_handler(self) -> type | None:
+        """Which handler class this server really uses for a document room."""
+        assert self.serverapp is not None
+        web_app = self.serverapp.web_app
+        uri = url_path_join(web_app.settings["base_url"], "api/collaboration/room/json:notebook:x")
+        request = HTTPServerRequest(method="GET", uri=uri, headers=HTTPHeaders({"Host": "localhost"}))
+        return getattr(web_app.find_handler(request), "handler_class", None)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        if not self.active:
+            return
+        self._check_takeover()
+        self._tasks = [asyncio.ensure_future(self._flush_forever())]
+        if self.gate.client is not None:
+            self._tasks.append(asyncio.ensure_future(
+                self.gate.client.follow_events(self._on_event, self._on_connected)))
+
+    def _check_takeover(self) -> None:
+        """Refuse to run open: a stock room would let any reader write."""
+        serving = self.serving_room_handler()
+        if serving is not GuardedRoomHandler:
+            self.log.critical("hub_rtc: document rooms are served by %s, not the guarded room; "
+                              "refusing to start", getattr(serving, "__qualname__", serving))
+            sys.stderr.flush()
+            os._exit(3)
+        try:
+            self.room_handler_kwargs()
+        except RuntimeError as e:
+            self.log.critical("hub_rtc: %s; refusing to start", e)
+            os._exit(3)
+        self.log.info("hub_rtc %s: document rooms are guarded", __version__)
+
+    async def _on_connected(self) -> None:
+        await self.gate.forget_all()  # pushes may have been missed while disconnected
+        assert self.gate.client is not None and self.serverapp is not None
+        try:
+            answer = await self.gate.client.announce(__version__, self.serverapp.base_url)
+        except ServiceUnavailable as e:
+            self.log.error("hub_rtc: announcing this server failed: %s", e)
+            return
+        self.log.info("hub_rtc: announced; hosting sessions %s", answer.get("sessions"))
+
+    async def _on_event(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "invalidate":
+            users = message.get("users")
+            n = await self.gate.invalidate(message.get("session_id"), users)
+            self.log.info("hub_rtc: access changed in %s (%s): re-checked %d sockets",
+                          message.get("session_id"), message.get("reason", ""), n)
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_seconds)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Send counted activity; keep what the service did not take."""
+        if self.gate.client is None:
+            return
+        for session_id, events in self.tally.drain().items():
+            try:
+                await self.gate.client.record(session_id, events)
+            except ServiceUnavailable as e:
+                self.log.warning("hub_rtc: activity not sent yet: %s", e)
+                self.tally.restore(session_id, events)
+
+    async def stop_extension(self) -> None:
+        if not self.active:
+            return
+        for task in getattr(self, "_tasks", []):
+            task.cancel()
+        await self.flush()

@@ -1,0 +1,106 @@
+"""Talking to the hub_rtc service with this server's own hub token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClosedError, websocket_connect
+
+from .access import Access
+
+#: the activity endpoint takes at most this many events per request
+BATCH_LIMIT = 10_000
+
+
+class ServiceUnavailable(RuntimeError):
+    """The service did not answer; callers fail closed."""
+
+
+class ServiceClient:
+    """The service's server-facing endpoints (announce, rights, activity, events)."""
+
+    def __init__(self, api_url: str, token: str, server_name: str, log: logging.Logger,
+                 timeout: float = 5.0) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.token = token
+        self.server_name = server_name
+        self.log = log
+        self.timeout = timeout
+        self.http = AsyncHTTPClient()
+
+    async def _call(self, method: str, path: str, body: Any) -> Any:
+        request = HTTPRequest(
+            self.api_url + path, method=method, body=json.dumps(body),
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+            request_timeout=self.timeout, connect_timeout=self.timeout,
+        )
+        try:
+            response = await self.http.fetch(request)
+        except HTTPClientError as e:
+            detail = e.response.body.decode(errors="replace")[:300] if e.response else str(e)
+            raise ServiceUnavailable(f"{method} {path}: {e.code} {detail}") from None
+        except OSError as e:
+            raise ServiceUnavailable(f"{method} {path}: {e}") from None
+        return json.loads(response.body or b"null")
+
+    async def rights(self, user: str, path: str | None) -> Access:
+        data = await self._call("POST", "/servers/rights",
+                                {"user": user, "server_name": self.server_name, "path": path})
+        return Access.from_json(data)
+
+    async def announce(self, version: str, base_url: str) -> dict[str, Any]:
+        return await self._call("POST", "/servers/announce", {
+            "server_name": self.server_name, "version": version, "base_url": base_url})
+
+    async def record(self, session_id: str, events: list[dict[str, Any]]) -> None:
+        for start in range(0, len(events), BATCH_LIMIT):
+            await self._call("POST", f"/sessions/{quote(session_id)}/activity",
+                             {"events": events[start:start + BATCH_LIMIT]})
+
+    async def follow_events(self, handle: Callable[[dict[str, Any]], Awaitable[None]],
+                            connected: Callable[[], Awaitable[None]]) -> None:
+        """Read the service's push channel forever, reconnecting with back-off.
+
+        ``connected`` runs after every (re)connection: anything pushed while
+        the channel was down is lost, so the caller forgets what it cached.
+        """
+        url = self.api_url.replace("http", "ws", 1) + "/servers/events?" + urlencode(
+            {"server_name": self.server_name})
+        delay = 0.5
+        while True:
+            try:
+                ws = await websocket_connect(HTTPRequest(
+                    url, headers={"Authorization": f"token {self.token}"},
+                    connect_timeout=self.timeout))
+            except (OSError, HTTPClientError) as e:
+                self.log.warning("hub_rtc: events channel: %s; retrying in %.0fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = 0.5
+            await connected()
+            await self._read_events(ws, handle)
+
+    async def _read_events(self, ws: Any, handle: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+        while True:
+            try:
+                raw = await ws.read_message()
+            except WebSocketClosedError:
+                raw = None
+            if raw is None:
+                self.log.warning("hub_rtc: events channel closed; reconnecting")
+                return
+            try:
+                message = json.loads(raw)
+            except ValueError:
+                continue
+            try:
+                await handle(message)
+            except Exception:  # one bad message must not end the channel
+                self.log.exception("hub_rtc: handling %r failed", message)

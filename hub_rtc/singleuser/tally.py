@@ -1,0 +1,57 @@
+"""Attribution: who changed which cell, counted in memory and sent in batches."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+Key = tuple[str, str, str, str, str, str]  # session, user, kind, path, cell, minute
+
+
+def _minute(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return now.replace(second=0, microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class Tally:
+    """Counts events per (session, user, kind, path, cell, minute).
+
+    A keystroke is one count, not one record: the service stores one row per
+    minute anyway, and a batch of counters is what keeps attribution off the
+    hot path.
+    """
+
+    def __init__(self, max_keys: int = 50_000) -> None:
+        self.max_keys = max_keys
+        self._counts: Counter[Key] = Counter()
+        self.dropped = 0
+
+    def add(self, session_id: str, user: str, kind: str, path: str = "",
+            cell_id: str | None = None, count: int = 1, now: datetime | None = None) -> None:
+        key = (session_id, user, kind, path, cell_id or "", _minute(now))
+        if key not in self._counts and len(self._counts) >= self.max_keys:
+            self.dropped += count  # the service is unreachable for long: bound the memory
+            return
+        self._counts[key] += count
+
+    def drain(self) -> dict[str, list[dict[str, Any]]]:
+        """Everything counted so far, per session, in the service's activity format."""
+        batches: dict[str, list[dict[str, Any]]] = {}
+        for (session, user, kind, path, cell, minute), count in self._counts.items():
+            event: dict[str, Any] = {"ts": minute, "user": user, "kind": kind, "path": path,
+                                     "count": count}
+            if cell:
+                event["cell_id"] = cell
+            batches.setdefault(session, []).append(event)
+        self._counts.clear()
+        return batches
+
+    def restore(self, session_id: str, events: list[dict[str, Any]]) -> None:
+        """Put back a batch the service did not take, so a restart loses nothing."""
+        for e in events:
+            key = (session_id, e["user"], e["kind"], e["path"], e.get("cell_id", ""), e["ts"])
+            self._counts[key] += e["count"]
+
+    def __len__(self) -> int:
+        return len(self._counts)

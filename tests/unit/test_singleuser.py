@@ -1,0 +1,175 @@
+"""The shared server's pure parts: which question a request asks, what an
+answer permits, the answer cache and the activity tally."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from hub_rtc.singleuser.access import Access
+from hub_rtc.singleuser.cache import NEGATIVE_SECONDS, AccessCache
+from hub_rtc.singleuser.tally import Tally
+from hub_rtc.singleuser.targets import Target, clean_path, target
+
+EDITOR = Access(read=True, write=True, execute=True, role="editor", session_id="s1", root="lab1")
+VIEWER = Access(read=True, role="viewer", session_id="s1", root="lab1")
+RUNNER = Access(read=True, execute=True, role="runner", session_id="s1")
+LOCKED = Access(read=True, write=True, execute=True, role="editor", session_id="s1",
+                protected=frozenset({"c1"}))
+NOBODY = Access.none("not a member")
+
+
+def one(method: str, url: str, resource: str, action: str, body: object = None,
+        **kwargs: str) -> list[Target]:
+    raw = json.dumps(body).encode() if body is not None else b""
+    return target(method, url, resource, action, kwargs, raw)
+
+
+@pytest.mark.parametrize(("raw", "clean"), [
+    ("lab1/a.ipynb", "lab1/a.ipynb"), ("/lab1/", "lab1"), ("", ""), ("lab1/%20x", "lab1/ x"),
+    ("lab1/../secret", None), ("..", None), ("./x", None), ("a\\b", None), (None, None),
+])
+def test_clean_path(raw: str | None, clean: str | None) -> None:
+    assert clean_path(raw) == clean
+
+
+def test_contents_paths_come_from_the_route() -> None:
+    assert one("GET", "api/contents/lab1/a.ipynb", "contents", "read", path="/lab1/a.ipynb") == [
+        Target("path", "read", "lab1/a.ipynb")]
+    climbing = one("GET", "api/contents/x", "contents", "read", path="lab1/../../etc")
+    assert climbing[0].scope == "deny"
+
+
+def test_rename_and_copy_check_both_ends() -> None:
+    rename = one("PATCH", "api/contents/lab1/a.ipynb", "contents", "write", {"path": "elsewhere/a.ipynb"},
+                 path="lab1/a.ipynb")
+    assert [(t.action, t.path) for t in rename] == [("write", "lab1/a.ipynb"), ("write", "elsewhere/a.ipynb")]
+    copy = one("POST", "api/contents/lab1", "contents", "write", {"copy_from": "private/x.ipynb"},
+               path="lab1")
+    assert [(t.action, t.path) for t in copy] == [("write", "lab1"), ("read", "private/x.ipynb")]
+
+
+def test_files_and_nbconvert_paths_come_from_the_url() -> None:
+    assert one("GET", "files/lab1/data.csv", "files", "read")[0].path == "lab1/data.csv"
+    assert one("GET", "nbconvert/html/lab1/a.ipynb", "nbconvert", "read")[0].path == "lab1/a.ipynb"
+
+
+def test_rooms_and_side_doors() -> None:
+    room = one("GET", "api/collaboration/room/json:notebook:abc", "contents", "read")
+    assert room == [Target("path", "read", room_id="json:notebook:abc")]
+    assert one("GET", "api/collaboration/room/JupyterLab:globalAwareness", "contents", "read") == [
+        Target("server", "read")]
+    fork_room = one("GET", "api/collaboration/room/0123abcd", "contents", "read")
+    assert fork_room[0].scope == "deny"
+    # reading a timeline, listing forks, undo/redo: all need write
+    assert one("GET", "api/collaboration/timeline/lab1/a.ipynb", "contents", "read")[0].action == "write"
+    assert one("GET", "api/collaboration/fork/json:notebook:abc", "contents", "read")[0].action == "write"
+    assert one("PUT", "api/collaboration/undo_redo/json:notebook:abc", "contents", "write")[0] == Target(
+        "path", "write", room_id="json:notebook:abc")
+    assert one("PUT", "api/collaboration/session/lab1/a.ipynb", "contents", "read")[0].path == "lab1/a.ipynb"
+
+
+def test_kernels_sessions_terminals_and_the_rest() -> None:
+    assert one("GET", "api/kernels", "kernels", "read") == [Target("server", "read")]
+    assert one("GET", "api/kernels/k-1/channels", "kernels", "execute", kernel_id="k-1") == [
+        Target("path", "execute", kernel_id="k-1")]
+    assert one("POST", "api/sessions", "sessions", "write", {"path": "lab1/a.ipynb"}) == [
+        Target("path", "execute", "lab1/a.ipynb")]
+    assert one("DELETE", "api/sessions/x", "sessions", "write") == [Target("path", "execute")]
+    assert one("POST", "api/terminals", "terminals", "write")[0].scope == "terminal"
+    assert one("POST", "api/shutdown", "server", "write")[0].scope == "deny"
+    assert one("GET", "lab/api/settings", "settings", "read") == [Target("server", "read")]
+    assert one("PUT", "lab/api/workspaces/x", "workspaces", "write")[0].scope == "deny"
+    assert one("PUT", "api/whatever", "unknown-thing", "write")[0].scope == "deny"
+
+
+@pytest.mark.parametrize(("access", "check", "allowed"), [
+    (EDITOR, Target("path", "read", "lab1/a"), True),
+    (EDITOR, Target("path", "write", "lab1/a"), True),
+    (EDITOR, Target("path", "execute", "lab1/a"), True),
+    (VIEWER, Target("path", "read", "lab1/a"), True),
+    (VIEWER, Target("path", "write", "lab1/a"), False),
+    (VIEWER, Target("path", "execute", "lab1/a"), False),
+    (RUNNER, Target("path", "execute", "lab1/a"), True),
+    (RUNNER, Target("path", "write", "lab1/a"), False),
+    (LOCKED, Target("path", "write", "lab1/a"), False),  # whole-file writes would bypass the guard
+    (LOCKED, Target("path", "read", "lab1/a"), True),
+    (NOBODY, Target("path", "read", "lab1/a"), False),
+    (NOBODY, Target("server", "read"), False),
+    (EDITOR, Target("server", "read"), True),
+    (EDITOR, Target("terminal", "write"), False),
+    (Access(read=True, terminal=True), Target("terminal", "write"), True),
+    (EDITOR, Target("deny", "read", why="no"), False),
+])
+def test_access_permits(access: Access, check: Target, allowed: bool) -> None:
+    ok, why = access.permits(check)
+    assert ok is allowed
+    assert ok or why
+
+
+def test_access_from_the_service_answer() -> None:
+    answer = {"user": {"id": "u1", "name": "bea", "display_name": "Bea B", "initials": "BB",
+                       "color": "#123456"},
+              "session": {"id": "s1", "root": "lab1", "title": "t"}, "role": "editor",
+              "read": True, "write": True, "execute": True, "terminal": False, "manage": False,
+              "protected_cells": ["c1", "c2"], "expose_identity": True, "reason": "", "cache_seconds": 5}
+    access = Access.from_json(answer)
+    assert access.session_id == "s1" and access.root == "lab1" and access.protected == {"c1", "c2"}
+    assert access.rights().write and access.rights().protected == {"c1", "c2"}
+    assert access.awareness_user("bea") == {"username": "u1", "name": "bea", "display_name": "Bea B",
+                                            "initials": "BB", "color": "#123456", "avatar_url": None}
+    viewer = Access.from_json({**answer, "write": False, "role": "viewer"})
+    assert not viewer.rights().write and viewer.rights().protected == frozenset()
+
+
+def test_cache_expires_and_keeps_refusals_briefly() -> None:
+    now = [100.0]
+    cache = AccessCache(ttl=30, clock=lambda: now[0])
+    cache.put("bea", "lab1/a", EDITOR)
+    cache.put("zed", "lab1/a", NOBODY)
+    now[0] += NEGATIVE_SECONDS + 0.1
+    assert cache.get("bea", "lab1/a") is EDITOR
+    assert cache.get("zed", "lab1/a") is None  # a "no" is re-asked soon
+    now[0] += 30
+    assert cache.get("bea", "lab1/a") is None
+
+
+def test_cache_invalidation_by_session_and_user() -> None:
+    cache = AccessCache(ttl=30)
+    other = Access(read=True, session_id="s2")
+    cache.put("bea", "lab1/a", EDITOR)
+    cache.put("cai", "lab1/a", EDITOR)
+    cache.put("bea", "lab2/b", other)
+    cache.invalidate("s1", ["bea"])
+    assert cache.get("bea", "lab1/a") is None
+    assert cache.get("cai", "lab1/a") is EDITOR
+    assert cache.get("bea", "lab2/b") is other
+    cache.invalidate("s1", None)
+    assert cache.get("cai", "lab1/a") is None and len(cache) == 1
+
+
+def test_tally_counts_per_minute_and_restores() -> None:
+    tally = Tally()
+    t = datetime(2026, 11, 21, 10, 5, 30, tzinfo=UTC)
+    for _ in range(3):
+        tally.add("s1", "bea", "edit", "lab1/a.ipynb", "c1", now=t)
+    tally.add("s1", "bea", "refused", "lab1/a.ipynb", "c2", now=t)
+    tally.add("s2", "cai", "join", "x.ipynb", now=t)
+    batches = tally.drain()
+    assert len(tally) == 0
+    assert sorted(batches) == ["s1", "s2"]
+    edit = next(e for e in batches["s1"] if e["kind"] == "edit")
+    assert edit == {"ts": "2026-11-21T10:05:00Z", "user": "bea", "kind": "edit",
+                    "path": "lab1/a.ipynb", "count": 3, "cell_id": "c1"}
+    assert "cell_id" not in batches["s2"][0]
+    tally.restore("s1", batches["s1"])
+    assert sum(e["count"] for e in tally.drain()["s1"]) == 4
+
+
+def test_tally_is_bounded() -> None:
+    tally = Tally(max_keys=2)
+    for i in range(5):
+        tally.add("s1", "bea", "edit", "a", f"c{i}")
+    assert len(tally) == 2 and tally.dropped == 3
