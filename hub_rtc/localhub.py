@@ -55,6 +55,10 @@ class LocalHub:
     #: extra lines of jupyterhub_config.py, placed before the drop-in is loaded
     extra_config: str = ""
     db_url: str | None = None
+    #: c.RTCService.manage_hub_access: off by default here, because stock
+    #: servers without the extension cannot announce themselves, so owner-host
+    #: sessions would be refused and every account session would spawn a server
+    manage_hub_access: bool = False
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -76,6 +80,7 @@ class LocalHub:
             chp=find_proxy(),
             ops_token=self.ops_token,
             db_url=db_url,
+            manage_hub_access=self.manage_hub_access,
             extra=self.extra_config,
         )
 
@@ -184,6 +189,7 @@ c.JupyterHub.load_roles = [
 ]
 c.RTCService.bind_url = "http://127.0.0.1:{service_port}"
 c.RTCService.db_url = {db_url!r}
+c.RTCService.manage_hub_access = {manage_hub_access!r}
 {extra}
 from hub_rtc.resources import load_dropin
 load_dropin(c)

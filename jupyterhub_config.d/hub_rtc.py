@@ -18,6 +18,15 @@
 # - the service's own least-privilege role `rtc-service`,
 # - `access:services!service=rtc` and `custom:rtc:sessions` in the `user` role,
 #   so every hub user can reach the service and its tokens can script it,
+# - `custom:rtc:authorize` and `custom:rtc:activity:write` filtered to each
+#   server (`!server`) in the `server` role, with `access:services!service=rtc`,
+#   so a single-user server's own token can announce itself, ask for rights
+#   on it, follow its events channel and record its activity (the role's
+#   default scopes are kept).  The hub gives a server's token only what its
+#   user holds, so the `user` role holds the same two filtered to the user's
+#   own servers (`!user`): nobody can ask about, or speak for, another's server,
+# - $HUB_RTC_API_URL in every spawned server's environment: the service's
+#   API, reached directly rather than through the proxy,
 # - `rtc-admin` (custom:rtc:admin) for c.Authenticator.admin_users,
 # - `rtc-instructor` (custom:rtc:activity:read) for the instructor groups
 #   named in c.RTCPolicy.instructor_groups.
@@ -56,6 +65,26 @@ SCOPES = {
 # look up users (name, groups, creation time) and groups.
 SERVICE_SCOPES = ["list:users", "read:users", "list:groups", "read:groups"]
 
+# ...and, when it hosts sessions (c.RTCService.manage_hub_access, the default):
+HOSTING_SCOPES = [
+    # create the collaboration accounts `rtc-<id>`: the hub has no narrower
+    # scope for creating users (this one could also rename or delete them;
+    # the service never does)
+    "admin:users",
+    # the state of servers (ready? started when?) and starting and stopping
+    # the collaboration accounts' servers; unfiltered, because accounts are
+    # created after the hub starts and sessions live on anyone's server
+    "servers",
+    # create and withdraw the shares that let members in; it includes
+    # `access:servers` (to every server), because the hub lets a token share
+    # only access it holds itself
+    "shares",
+]
+
+# The hub's default `server` role: naming the role in load_roles replaces
+# these, so they are put back.
+SERVER_DEFAULT_SCOPES = ["users:activity!user", "access:servers!server"]
+
 
 def _value(section, key, empty):
     """A config value as a plain object, whether set, appended to, or unset."""
@@ -88,6 +117,7 @@ def _merge_role(roles, name, scopes, **members):
 
 name = _value(c.RTCService, "service_name", "rtc")
 url = _value(c.RTCService, "bind_url", "http://127.0.0.1:10101")
+hosting = _value(c.RTCService, "manage_hub_access", True)
 handover = {"RTCService": _plain(c.RTCService), "RTCPolicy": _plain(c.RTCPolicy)}
 
 services = list(_value(c.JupyterHub, "services", []))
@@ -110,8 +140,15 @@ custom_scopes.update(SCOPES)
 c.JupyterHub.custom_scopes = custom_scopes
 
 roles = list(_value(c.JupyterHub, "load_roles", []))
-_merge_role(roles, "rtc-service", SERVICE_SCOPES, services=[name])
-_merge_role(roles, "user", ["self", f"access:services!service={name}", "custom:rtc:sessions"])
+_merge_role(roles, "rtc-service", SERVICE_SCOPES + (HOSTING_SCOPES if hosting else []),
+            services=[name])
+SERVER_SPEAKS = ["custom:rtc:authorize", "custom:rtc:activity:write"]
+server_scopes = [f"access:services!service={name}", *(f"{s}!server" for s in SERVER_SPEAKS)]
+if not any(r.get("name") == "server" for r in roles):
+    server_scopes += SERVER_DEFAULT_SCOPES
+_merge_role(roles, "server", server_scopes)
+_merge_role(roles, "user", ["self", f"access:services!service={name}", "custom:rtc:sessions",
+                            *(f"{s}!user" for s in SERVER_SPEAKS)])
 _merge_role(
     roles, "rtc-admin", ["custom:rtc:admin", f"access:services!service={name}"],
     users=_value(c.Authenticator, "admin_users", set()),
@@ -122,3 +159,8 @@ if instructor_groups:
         roles, "rtc-instructor", ["custom:rtc:activity:read"], groups=list(instructor_groups)
     )
 c.JupyterHub.load_roles = roles
+
+# Servers reach the service directly (not through the proxy) at its API.
+environment = dict(_value(c.Spawner, "environment", {}))
+environment.setdefault("HUB_RTC_API_URL", f"{url.rstrip('/')}/services/{name}/api/v1")
+c.Spawner.environment = environment

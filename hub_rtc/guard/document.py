@@ -469,7 +469,7 @@ class DocumentGuard:
             plan.late.append(partial(self._undo_cell_list, delta, allowed, old_ids, before))
 
     def _judge(self, rights: Rights, plan: _Plan, cell_id: str | None, part: str) -> bool:
-        ok = rights.may_edit(cell_id)
+        ok = rights.may_change(cell_id, part)
         plan.note(Touch(cell_id, part), ok)
         return ok
 

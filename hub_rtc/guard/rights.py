@@ -12,10 +12,16 @@ class Rights:
     ``write=False`` means the user may change nothing at all.  With ``write=True``,
     ``protected`` holds the ids of the cells this user may not change (locked cells,
     cells assigned to others); everything else in the document is theirs to edit.
+
+    ``run`` is for people who may run code but not edit (the ``runner`` role):
+    running a cell in JupyterLab writes its outputs and execution count into the
+    shared document from the runner's own client, so those two parts of cells
+    that are not protected stay theirs to change.
     """
 
     write: bool
     protected: frozenset[str] = frozenset()
+    run: bool = False
 
     @classmethod
     def full(cls) -> Rights:
@@ -38,6 +44,16 @@ class Rights:
         ``None`` stands for content outside any identified cell.
         """
         return self.write and (cell_id is None or cell_id not in self.protected)
+
+    def may_change(self, cell_id: str | None, part: str) -> bool:
+        """Whether this user may make a change of kind ``part`` to the cell ``cell_id``."""
+        if self.may_edit(cell_id):
+            return True
+        return self.run and part in RUN_PARTS and cell_id is not None and cell_id not in self.protected
+
+
+#: the parts of a cell that running it changes
+RUN_PARTS = frozenset({"outputs", "execution_count"})
 
 
 _FULL = Rights(write=True)

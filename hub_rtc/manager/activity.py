@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ..records import ActivityEvent, RTCSession, User
-from .actor import SCOPE_ACTIVITY_READ, SCOPE_ACTIVITY_WRITE, Actor
+from .actor import SCOPE_ACTIVITY_READ, SCOPE_ACTIVITY_WRITE, SCOPE_ADMIN, Actor, speaks_for
 from .errors import Forbidden, Invalid, NotFound
 from .people import People
 from .sessions import Sessions
@@ -64,13 +64,24 @@ class Activity:
 
     async def record(self, actor: Actor, session_id: str, events: list[dict[str, Any]]) -> int:
         """Store a batch from a shared server; returns how many events were counted."""
-        if not actor.has(SCOPE_ACTIVITY_WRITE):
+        if not (actor.is_admin or any(s.partition("!")[0] == SCOPE_ACTIVITY_WRITE for s in actor.scopes)):
             raise Forbidden(f"recording activity needs the {SCOPE_ACTIVITY_WRITE} scope")
         # one look-up per person, not per event: a batch may hold thousands
         ids = {name: (await self.people.ensure(name)).id for name in {e["user"] for e in events}}
         rows = [_row(session_id, e, ids[e["user"]]) for e in events]
-        await self.db.run(lambda db: _store(db, session_id, rows))
+        await self.db.run(lambda db: _store(db, _hosted(db, actor, session_id), rows))
         return sum(r["count"] for r in rows)
+
+
+def _hosted(db: Session, actor: Actor, session_id: str) -> RTCSession:
+    """The session, if ``actor`` is the server hosting it (or an rtc admin)."""
+    session = db.get(RTCSession, session_id)
+    if session is None:
+        raise NotFound(f"no session {session_id!r}")
+    if not speaks_for(actor, (session.server_user, session.server_name)):
+        raise Forbidden(f"only the server hosting session {session_id} (with its own"
+                        f" {SCOPE_ACTIVITY_WRITE}) or {SCOPE_ADMIN} may record its activity")
+    return session
 
 
 def _row(session_id: str, event: dict[str, Any], user_id: str) -> dict[str, Any]:
@@ -102,10 +113,7 @@ def _event_json(event: ActivityEvent, user: str) -> dict[str, Any]:
             "path": event.path, "cell_id": event.cell_id or None, "count": event.count}
 
 
-def _store(db: Session, session_id: str, rows: list[dict[str, Any]]) -> None:
-    session = db.get(RTCSession, session_id)
-    if session is None:
-        raise NotFound(f"no session {session_id!r}")
+def _store(db: Session, session: RTCSession, rows: list[dict[str, Any]]) -> None:
     insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
     for row in rows:
         stmt = insert(ActivityEvent).values(**row)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ..records import CellRule, CellRuleWriter, User
 from .actor import Actor
 from .errors import Invalid, NotFound
+from .notify import CELL_RULES_CHANGED
 from .principals import PrincipalKey, Principals, entry_kind
 from .sessions import Sessions
 from .validate import folder
@@ -49,6 +50,7 @@ class Cells:
             return created
 
         created = await self.db.run(apply)
+        await self.sessions.hosting.tell([session_id], None, CELL_RULES_CHANGED, reconcile=False)
         rules = await self.db.run(lambda db: _rules_json(db, session_id, path, cell_id))
         return rules[0], created
 
@@ -76,6 +78,7 @@ class Cells:
             db.delete(row)
 
         await self.db.run(remove)
+        await self.sessions.hosting.tell([session_id], None, CELL_RULES_CHANGED, reconcile=False)
 
 
 def _find(db: Session, session_id: str, path: str, cell_id: str) -> CellRule | None:

@@ -1,7 +1,7 @@
-"""What the domain needs to know about the hub, as a protocol.
+"""What the domain needs to know about the hub, and asks of it, as protocols.
 
-The web layer implements it over JupyterHub's REST API; unit tests pass a
-plain in-memory one.  Keeping it abstract is what keeps tornado out of here.
+The web layer implements them over JupyterHub's REST API; unit tests pass
+plain in-memory ones.  Keeping them abstract is what keeps tornado out of here.
 """
 
 from __future__ import annotations
@@ -10,12 +10,39 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from ..records import models
+
+#: a single-user server: (hub user name, server name; "" is the default server)
+ServerKey = tuple[str, str]
+
 
 @dataclass(frozen=True)
 class HubUser:
     name: str
     groups: frozenset[str] = frozenset()
     created: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """A server the hub knows as active (starting, running or stopping)."""
+
+    ready: bool
+    #: the hub's start time of the current run (the hub's clock)
+    started: datetime | None = None
+    pending: str | None = None
+
+
+class HostingError(RuntimeError):
+    """The hub refused or failed a hosting step.
+
+    ``retry`` is False when asking again cannot help (the hub said 4xx, e.g.
+    the user to share with no longer exists).
+    """
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
 
 
 class HubDirectory(Protocol):
@@ -26,12 +53,50 @@ class HubDirectory(Protocol):
         """Whether the hub has a group called ``name``."""
 
 
+class HubHosting(Protocol):
+    """What session hosting asks of the hub (scopes: see the drop-in)."""
+
+    async def server(self, user: str, name: str) -> ServerState | None:
+        """The active server ``user``/``name`` (never cached), or None if it is not active."""
+
+    async def active_servers(self) -> dict[ServerKey, ServerState]:
+        """Every active server of the hub, in one sweep."""
+
+    async def create_user(self, name: str) -> None:
+        """Create hub user ``name``; nothing if it exists."""
+
+    async def start_server(self, user: str, name: str, timeout: float) -> ServerState:
+        """Start the server and wait until the hub calls it ready; HostingError if not."""
+
+    async def stop_server(self, user: str, name: str) -> None:
+        """Stop the server; nothing if it is not running."""
+
+    async def share(self, server: ServerKey, kind: str, principal: str) -> None:
+        """Share ``server`` with hub user or group ``principal`` (kind "user" | "group")."""
+
+    async def unshare(self, server: ServerKey, kind: str, principal: str) -> None:
+        """Withdraw that share; nothing if there is none."""
+
+
+class Hub(HubDirectory, HubHosting, Protocol):
+    """Everything the domain asks of the hub."""
+
+
 @dataclass
 class StaticDirectory:
-    """An in-memory directory: for unit tests and benchmarks of pure logic."""
+    """An in-memory hub: for unit tests and benchmarks of pure logic.
+
+    Servers start at once and are ready; ``start_error`` makes starts fail.
+    ``shares`` holds (server user, server name, kind, principal).
+    """
 
     users: dict[str, HubUser] = field(default_factory=dict)
     groups: set[str] = field(default_factory=set)
+    servers: dict[ServerKey, ServerState] = field(default_factory=dict)
+    shares: set[tuple[str, str, str, str]] = field(default_factory=set)
+    start_error: str | None = None
+    #: every call to a hosting method, in order, for tests to read
+    calls: list[tuple[str, ...]] = field(default_factory=list)
 
     def add(self, name: str, *groups: str, created: datetime | None = None) -> HubUser:
         user = HubUser(name, frozenset(groups), created)
@@ -39,8 +104,47 @@ class StaticDirectory:
         self.groups.update(groups)
         return user
 
+    def run(self, user: str, name: str = "", started: datetime | None = None) -> ServerState:
+        """Mark a server running, as if its owner had started it at ``started``."""
+        state = ServerState(True, started or models.utcnow())
+        self.servers[(user, name)] = state
+        return state
+
+    def shared_with(self, user: str, name: str = "") -> set[tuple[str, str]]:
+        return {(k, p) for u, n, k, p in self.shares if (u, n) == (user, name)}
+
     async def user(self, name: str, *, fresh: bool = False) -> HubUser | None:
         return self.users.get(name)
 
     async def group_exists(self, name: str) -> bool:
         return name in self.groups
+
+    async def server(self, user: str, name: str) -> ServerState | None:
+        return self.servers.get((user, name))
+
+    async def active_servers(self) -> dict[ServerKey, ServerState]:
+        return dict(self.servers)
+
+    async def create_user(self, name: str) -> None:
+        self.calls.append(("create_user", name))
+        self.users.setdefault(name, HubUser(name))
+
+    async def start_server(self, user: str, name: str, timeout: float) -> ServerState:
+        self.calls.append(("start_server", user, name))
+        if self.start_error:
+            raise HostingError(self.start_error)
+        return self.servers.get((user, name)) or self.run(user, name)
+
+    async def stop_server(self, user: str, name: str) -> None:
+        self.calls.append(("stop_server", user, name))
+        self.servers.pop((user, name), None)
+
+    async def share(self, server: ServerKey, kind: str, principal: str) -> None:
+        self.calls.append(("share", *server, kind, principal))
+        if kind == "user" and principal not in self.users:
+            raise HostingError(f"No such user: {principal}", retry=False)
+        self.shares.add((*server, kind, principal))
+
+    async def unshare(self, server: ServerKey, kind: str, principal: str) -> None:
+        self.calls.append(("unshare", *server, kind, principal))
+        self.shares.discard((*server, kind, principal))

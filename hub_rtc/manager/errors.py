@@ -35,3 +35,9 @@ class TooLarge(RTCError):
 
 class Invalid(RTCError):
     status = 422
+
+
+class Unavailable(RTCError):
+    """The hub did not answer a step the request needs."""
+
+    status = 503

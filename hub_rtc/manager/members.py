@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 from ..records import Grant, RTCSession, Team, User
 from .actor import Actor
 from .errors import NotFound
+from .hosting import audience
+from .notify import MEMBER_REMOVED, ROLE_CHANGED
 from .principals import PrincipalKey, Principals, ResolvedGrant
 from .sessions import Sessions
 
@@ -29,10 +31,18 @@ class Members:
     ) -> tuple[dict[str, Any], bool]:
         """Grant or change a role; returns the member and whether it is new."""
         await self.sessions.manageable(actor, session_id)
-        owner = await self.db.run(lambda db: _owner_name(db, session_id))
+        owner, host, server = await self.db.run(lambda db: _where(db, session_id))
         grant = await self.principals.resolve_grant(actor, kind, name, body, owner)
+        if host == "owner" and not await self.db.run(lambda db: _find(db, session_id, grant[0])):
+            # letting someone new in: the owner's server must run the extension
+            await self.sessions.hosting.require_announced(server)
         granter = await self.sessions.people.user_id_of(actor)
         created = await self.db.run(lambda db: self._upsert(db, session_id, grant, granter))
+        if created:  # access only grew: shares follow, nobody's rights shrank
+            await self.sessions.hosting.shares.reconcile(server)
+        else:
+            who = await self.db.run(lambda db: audience(db, grant[0].kind, grant[0].key))
+            await self.sessions.hosting.tell([session_id], who, ROLE_CHANGED)
         member = await self._member(session_id, kind, name)
         return member, created
 
@@ -57,13 +67,16 @@ class Members:
         await self.sessions.manageable(actor, session_id)
         key = await self._existing_key(kind, name)
 
-        def remove(db: Session) -> None:
+        def remove(db: Session) -> list[str] | None:
             row = _find(db, session_id, key) if key else None
             if row is None:
                 raise NotFound(f"{kind} {name!r} is not a member of session {session_id}")
+            who = audience(db, row.kind, row.principal)
             db.delete(row)
+            return who
 
-        await self.db.run(remove)
+        who = await self.db.run(remove)
+        await self.sessions.hosting.tell([session_id], who, MEMBER_REMOVED)
 
     async def _existing_key(self, kind: str, name: str) -> PrincipalKey | None:
         """The stored key of a principal, without asking the hub (it may be gone)."""
@@ -88,7 +101,8 @@ def _count(db: Session, session_id: str) -> int:
     return db.scalar(select(func.count()).select_from(Grant).where(Grant.session_id == session_id)) or 0
 
 
-def _owner_name(db: Session, session_id: str) -> str:
+def _where(db: Session, session_id: str) -> tuple[str, str, tuple[str, str]]:
+    """Owner name, host and server of a session."""
     row = db.get(RTCSession, session_id)
     assert row is not None  # manageable() already proved it exists
-    return row.owner.name
+    return row.owner.name, row.host, (row.server_user, row.server_name)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,11 +28,19 @@ def colour_for(user_id: str) -> str:
     return _PALETTE[digest[0] % len(_PALETTE)]
 
 
+def initials_of(display_name: str) -> str:
+    """Up to two letters for a cursor badge: "Bea Smith" -> "BS", "bea" -> "B"."""
+    words = [w for w in re.split(r"[\s._-]+", display_name) if w]
+    return "".join(w[0] for w in words[:2]).upper() or "?"
+
+
 def identity_of(user: User) -> dict[str, str]:
+    display = user.display_name or user.name
     return {
         "id": user.id,
         "name": user.name,
-        "display_name": user.display_name or user.name,
+        "display_name": display,
+        "initials": initials_of(display),
         "color": colour_for(user.id),
     }
 
@@ -138,3 +147,16 @@ def _teams_if_known(db: Session, name: str) -> frozenset[str] | None:
     if not rows:
         return None
     return frozenset(team for _, team in rows if team is not None)
+
+
+def person_in(db: Session, name: str) -> tuple[User, frozenset[str]] | None:
+    """The record of hub user ``name`` and their team names, in one query; None if never seen."""
+    rows = db.execute(
+        select(User, Team.name)
+        .outerjoin(TeamMember, TeamMember.user_id == User.id)
+        .outerjoin(Team, Team.id == TeamMember.team_id)
+        .where(User.name == name)
+    ).all()
+    if not rows:
+        return None
+    return rows[0][0], frozenset(team for _, team in rows if team is not None)

@@ -13,6 +13,8 @@ from ..records import Grant, RTCSession, Team, User, models
 from .actor import SCOPE_ADMIN, Actor
 from .context import Context
 from .errors import Conflict, Forbidden, Invalid, NotFound
+from .hosting import Hosting
+from .notify import SESSION_ENDED
 from .people import People
 from .principals import Principals
 from .validate import check_expiry, folder, parse_when
@@ -40,10 +42,11 @@ class Access:
 
 
 class Sessions:
-    def __init__(self, ctx: Context, people: People, principals: Principals) -> None:
+    def __init__(self, ctx: Context, people: People, principals: Principals, hosting: Hosting) -> None:
         self.ctx = ctx
         self.people = people
         self.principals = principals
+        self.hosting = hosting
 
     # -- access ------------------------------------------------------------
 
@@ -116,6 +119,9 @@ class Sessions:
         values = self._session_values(actor, body, host)
         values["course"] = await self._course(actor, body.get("course"))
         grants = await self.principals.resolve_all(actor, body.get("members", []), owner.name)
+        if host == "owner":
+            await self.hosting.require_announced((values["server_user"], values["server_name"]))
+        values["hosting_state"], values["hosting_message"] = self.hosting.initial_state(host)
         max_sessions = self.ctx.policy.max_sessions_per_user
 
         def insert(db: Session) -> str:
@@ -134,6 +140,10 @@ class Sessions:
             return row.id
 
         session_id = await self.ctx.db.run(insert)
+        if host == "account":
+            self.hosting.launch(session_id)
+        else:
+            await self.hosting.shares.reconcile((values["server_user"], values["server_name"]))
         return await self.json_of(session_id, "owner")
 
     def _check_may_create(self, actor: Actor) -> None:
@@ -194,6 +204,8 @@ class Sessions:
                 setattr(row, key, value)
 
         await self.ctx.db.run(apply)
+        if "expires_at" in changes:
+            await self.hosting.revive(session_id)
         return await self.json_of(session_id, access.role)
 
     async def end(self, actor: Actor, session_id: str) -> None:
@@ -202,12 +214,15 @@ class Sessions:
         if not (access.is_owner or access.admin):
             raise Forbidden(f"only the owner may end session {session_id}")
 
-        def apply(db: Session) -> None:
+        def apply(db: Session) -> bool:
             row = _get(db, session_id)
-            if row.state != "ended":
-                row.state, row.ended_at = "ended", models.utcnow()
+            if row.state == "ended":
+                return False
+            row.state, row.ended_at = "ended", models.utcnow()
+            return True
 
-        await self.ctx.db.run(apply)
+        if await self.ctx.db.run(apply):
+            await self.hosting.stop(session_id, "the session ended; nobody is let in", SESSION_ENDED)
 
 
 def _get(db: Session, session_id: str) -> RTCSession:

@@ -7,18 +7,21 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ..records import CellRuleWriter, Grant, Team, TeamMember, User
+from ..records import CellRule, CellRuleWriter, Grant, Team, TeamMember, User
 from .actor import Actor
 from .context import Context
 from .errors import Conflict, Forbidden, NotFound
+from .hosting import Hosting
+from .notify import TEAM_CHANGED
 from .people import People
 from .views import iso
 
 
 class Teams:
-    def __init__(self, ctx: Context, people: People) -> None:
+    def __init__(self, ctx: Context, people: People, hosting: Hosting) -> None:
         self.ctx = ctx
         self.people = people
+        self.hosting = hosting
         self.db = ctx.db
 
     async def list(self, actor: Actor, everyone: bool = False) -> list[dict[str, Any]]:
@@ -63,14 +66,17 @@ class Teams:
         """Delete a team; its grants and cell-rule assignments go with it."""
         await self._owned(actor, name)
 
-        def remove(db: Session) -> None:
+        def remove(db: Session) -> tuple[list[str], list[str]]:
             team = _get(db, name)
+            touched = _sessions_naming(db, team.id), [m.user.name for m in team.members]
             db.execute(delete(Grant).where(Grant.kind == "team", Grant.principal == team.id))
             db.execute(delete(CellRuleWriter).where(
                 CellRuleWriter.kind == "team", CellRuleWriter.principal == team.id))
             db.delete(team)
+            return touched
 
-        await self.db.run(remove)
+        sessions, members = await self.db.run(remove)
+        await self.hosting.tell(sessions, members, TEAM_CHANGED)
 
     async def put_member(self, actor: Actor, name: str, user: str) -> bool:
         """Add ``user`` to the team; True if they were not in it yet."""
@@ -84,7 +90,15 @@ class Teams:
             team.members.append(TeamMember(user_id=user_id))
             return True
 
-        return await self.db.run(add)
+        added = await self.db.run(add)
+        if added:
+            await self._changed(name, user)
+        return added
+
+    async def _changed(self, team: str, user: str) -> None:
+        """``user`` joined or left ``team``: sessions naming the team hear of it."""
+        sessions = await self.db.run(lambda db: _sessions_naming(db, _get(db, team).id))
+        await self.hosting.tell(sessions, [user], TEAM_CHANGED)
 
     async def delete_member(self, actor: Actor, name: str, user: str) -> None:
         await self._owned(actor, name)
@@ -97,6 +111,7 @@ class Teams:
             team.members.remove(found[0])
 
         await self.db.run(remove)
+        await self._changed(name, user)
 
     async def _owned(self, actor: Actor, name: str) -> None:
         me = await self.people.user_id_of(actor)
@@ -110,6 +125,14 @@ def _get(db: Session, name: str) -> Team:
     if team is None:
         raise NotFound(f"no team named {name!r}")
     return team
+
+
+def _sessions_naming(db: Session, team_id: str) -> list[str]:
+    """Sessions with a grant to the team or a cell assigned to it."""
+    granted = select(Grant.session_id).where(Grant.kind == "team", Grant.principal == team_id)
+    assigned = (select(CellRule.session_id).join(CellRuleWriter, CellRuleWriter.rule_id == CellRule.id)
+                .where(CellRuleWriter.kind == "team", CellRuleWriter.principal == team_id))
+    return sorted(set(db.scalars(granted)) | set(db.scalars(assigned)))
 
 
 def _visible(db: Session, user_id: str | None, everyone: bool) -> list[Team]:

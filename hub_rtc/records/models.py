@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -120,10 +121,22 @@ class TeamMember(Base):
         return f"<TeamMember team={self.team_id} user={self.user_id}>"
 
 
+#: Where a session's server stands (``RTCSession.hosting_state``):
+#: starting (a collaboration account is being set up), ready (its server has
+#: announced the extension in its current run and members are shared in),
+#: waiting (not announced in the current run: nobody is let in), failed (the
+#: account could not be set up), stopped (ended or expired: shares deleted),
+#: unmanaged (the service does not manage hub access, see
+#: ``RTCService.manage_hub_access``).
+HOSTING_STATES = ("starting", "ready", "waiting", "failed", "stopped", "unmanaged")
+
+
 class RTCSession(Base):
     """A collaboration session (named so it is not confused with an ORM Session)."""
 
     __tablename__ = "sessions"
+    # "which sessions live on this server" runs on every rights question
+    __table_args__ = (Index("ix_sessions_server", "server_user", "server_name"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id()[:12])
     title: Mapped[str] = mapped_column(String(200))
@@ -138,6 +151,8 @@ class RTCSession(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_activity: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    hosting_state: Mapped[str] = mapped_column(String(16), default="waiting")
+    hosting_message: Mapped[str] = mapped_column(Text, default="")
 
     owner: Mapped[User] = relationship()
     grants: Mapped[list[Grant]] = relationship(
@@ -248,6 +263,7 @@ class HubShare(Base):
     __tablename__ = "hub_shares"
     __table_args__ = (
         UniqueConstraint("session_id", "server_user", "server_name", "kind", "principal"),
+        Index("ix_hub_shares_server", "server_user", "server_name"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -260,3 +276,31 @@ class HubShare(Base):
 
     def __repr__(self) -> str:
         return f"<HubShare {self.server_user}/{self.server_name} -> {self.kind}:{self.principal}>"
+
+
+class Server(Base):
+    """A single-user server that announced the hub_rtc extension to the service.
+
+    ``run_started`` is the hub's own start time of the run that announced,
+    so "announced in its current run" compares two hub timestamps, never the
+    service's clock with the hub's.
+    """
+
+    __tablename__ = "servers"
+    __table_args__ = (UniqueConstraint("user", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user: Mapped[str] = mapped_column(String(255))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    version: Mapped[str] = mapped_column(String(64), default="")
+    base_url: Mapped[str] = mapped_column(String(1024), default="")
+    announced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    run_started: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Server {self.user}/{self.name} {self.version}>"
+
+    @classmethod
+    def find(cls, db: Session, user: str, name: str = "") -> Server | None:
+        return db.scalar(select(cls).where(cls.user == user, cls.name == name))

@@ -14,13 +14,14 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado.httpserver import HTTPServer
 from tornado.web import Application as WebApp
-from traitlets import Float, Integer, Unicode, default
+from traitlets import Bool, Float, Integer, Unicode, default
 from traitlets.config import Application, Config
 
 from .. import __version__
-from ..manager import Manager
+from ..manager import HostingSettings, Manager
 from ..policy import RTCPolicy
 from ..records import Database, SchemaMismatch
+from .events import EventHub
 from .handlers import all_handlers, pages
 from .hubclient import HubClient
 
@@ -70,6 +71,60 @@ class RTCService(Application):
 
         Default: $JUPYTERHUB_BASE_URL, else `/`.""",
     ).tag(config=True)
+    manage_hub_access = Bool(
+        True,
+        help="""Let the service host sessions: create collaboration accounts
+        (`rtc-<id>`), start and stop their servers, and share servers with
+        members through JupyterHub shares that follow the grants.
+
+        Needs the hub scopes the drop-in then gives the service (see the
+        security model). False: the service keeps records and answers
+        decisions only; it creates no account and no share, and sessions on
+        an owner's server need no announced server.
+        """,
+    ).tag(config=True)
+    rights_cache_seconds = Float(
+        10.0,
+        min=0,
+        help="""How long a shared server may reuse an answer of `/servers/rights`, in seconds.
+
+        Revocations do not wait for it: the service pushes them to the
+        server at once over its events channel.
+        """,
+    ).tag(config=True)
+    server_start_timeout = Float(
+        120.0,
+        min=1,
+        help="How long a collaboration account's server may take to start, in seconds.",
+    ).tag(config=True)
+    announce_timeout = Float(
+        60.0,
+        min=0,
+        help="""How long, once a collaboration account's server is running, the
+        hub_rtc extension on it has to announce itself, in seconds.
+
+        Without the announcement the session's hosting fails and nobody is
+        let in: a share of a server without the extension is full access.
+        """,
+    ).tag(config=True)
+    announce_grace = Float(
+        60.0,
+        min=0,
+        help="""How long a shared server may run a new run without announcing
+        the hub_rtc extension before its shares are withdrawn, in seconds.
+
+        They come back when it announces itself. A server seen stopped
+        loses its shares at once.
+        """,
+    ).tag(config=True)
+    sweep_seconds = Float(
+        5.0,
+        min=0.1,
+        help="""How often the service applies what time alone changes, in seconds:
+        expired sessions and grants lose access (shares withdrawn, servers
+        told), unannounced servers lose their shares, failed hub calls are retried.
+        """,
+    ).tag(config=True)
 
     @default("service_name")
     def _default_service_name(self) -> str:
@@ -92,6 +147,10 @@ class RTCService(Application):
     def initialize(self, argv: Any = None) -> None:
         self.load_env_config()
         super().initialize(argv)
+        # the domain's module loggers (hub_rtc.hosting, …) write where the service does
+        package = logging.getLogger("hub_rtc")
+        package.handlers, package.propagate = list(self.log.handlers), False
+        package.setLevel(self.log.level)
         self.policy = RTCPolicy(parent=self)
         problems = self.policy.problems()
         if problems:
@@ -111,14 +170,17 @@ class RTCService(Application):
         api_url = os.environ.get("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         hub = HubClient(api_url, token, self.hub_cache_seconds)
-        manager = Manager(self.db, hub, self.policy, self.hub_base_url)
+        self.events = EventHub()
+        self.manager = Manager(self.db, hub, self.policy, self.hub_base_url,
+                               self.hosting_settings(), self.events)
         api = url_path_join(prefix, "api/v1")
         handlers: list[Any] = [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)]
         handlers += [(prefix.rstrip("/") + p, h) for p, h in pages.default_handlers]
         handlers += [(api + pattern, handler) for pattern, handler in all_handlers()]
         return WebApp(
             handlers,
-            manager=manager,
+            manager=self.manager,
+            events=self.events,
             hub_client=hub,
             hub_auth=HubOAuth(api_url=api_url, api_token=token,
                               cache_max_age=int(self.hub_cache_seconds)),
@@ -126,6 +188,15 @@ class RTCService(Application):
             api_prefix=api,
             cookie_secret=os.urandom(32),
             log_function=self._log_request,
+        )
+
+    def hosting_settings(self) -> HostingSettings:
+        return HostingSettings(
+            manage_hub_access=self.manage_hub_access,
+            rights_cache_seconds=self.rights_cache_seconds,
+            server_start_timeout=self.server_start_timeout,
+            announce_timeout=self.announce_timeout,
+            announce_grace=self.announce_grace,
         )
 
     def _log_request(self, handler: Any) -> None:
@@ -148,6 +219,18 @@ class RTCService(Application):
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        await self.manager.hosting.resume()
+        sweeping = loop.create_task(self._sweep_forever())
         await stop.wait()
         server.stop()
+        sweeping.cancel()
+        await self.manager.hosting.close()
         self.db.dispose()
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            try:
+                await self.manager.sweeper.sweep()
+            except Exception:  # one failed pass must not end the sweeping
+                self.log.exception("the sweep failed; trying again in %g s", self.sweep_seconds)
+            await asyncio.sleep(self.sweep_seconds)

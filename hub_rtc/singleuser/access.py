@@ -12,11 +12,6 @@ from typing import Any
 from ..guard import Rights
 from .targets import Target
 
-#: Roles whose holders may write outputs and execution counts without
-#: write rights: running a cell in JupyterLab writes its results into the
-#: shared document from the runner's own client.
-_RUN_ROLES = frozenset({"runner"})
-
 
 @dataclass(frozen=True)
 class Access:
@@ -60,7 +55,7 @@ class Access:
 
     def rights(self) -> Rights:
         """What the CRDT guard enforces for this user's document updates."""
-        return Rights(write=self.write, protected=self.protected if self.write else frozenset())
+        return Rights(write=self.write, protected=self.protected, run=self.execute)
 
     def awareness_user(self, fallback_name: str) -> dict[str, Any]:
         """The ``user`` field every awareness state of this user carries.

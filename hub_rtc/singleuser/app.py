@@ -94,8 +94,11 @@ class HubRTCExtension(ExtensionApp):
         authorizer = HubRTCAuthorizer(parent=app, identity_provider=identity, gate=self.gate)
         app.identity_provider = identity
         app.authorizer = authorizer
-        app.web_app.settings["identity_provider"] = identity
-        app.web_app.settings["authorizer"] = authorizer
+        # ExtensionApp copies the web app's settings before initialize_settings()
+        # and writes its copy back after: replace them in both.
+        for settings in (app.web_app.settings, self.settings):
+            settings["identity_provider"] = identity
+            settings["authorizer"] = authorizer
 
     def initialize_handlers(self) -> None:
         if self.active:
@@ -124,6 +127,7 @@ class HubRTCExtension(ExtensionApp):
         if not self.active:
             return
         self._check_takeover()
+        self._check_auth()
         self._tasks = [asyncio.ensure_future(self._flush_forever())]
         if self.gate.client is not None:
             self._tasks.append(asyncio.ensure_future(
@@ -143,6 +147,15 @@ class HubRTCExtension(ExtensionApp):
             self.log.critical("hub_rtc: %s; refusing to start", e)
             os._exit(3)
         self.log.info("hub_rtc %s: document rooms are guarded", __version__)
+
+    def _check_auth(self) -> None:
+        """Refuse to run if anything put back another Authorizer: shares would be full access."""
+        assert self.serverapp is not None
+        authorizer = self.serverapp.web_app.settings.get("authorizer")
+        if not isinstance(authorizer, HubRTCAuthorizer):
+            self.log.critical("hub_rtc: requests are authorized by %s, not hub_rtc; refusing to start",
+                              type(authorizer).__qualname__)
+            os._exit(3)
 
     async def _on_connected(self) -> None:
         await self.gate.forget_all()  # pushes may have been missed while disconnected

@@ -69,7 +69,8 @@ def target(
     if url.startswith(ROOM_ROUTE):
         return [_room_target(action, url[len(ROOM_ROUTE):])]
     if url.startswith(SESSION_ROUTE):
-        return [_path_target(action, url[len(SESSION_ROUTE):])]
+        # a PUT that only looks up (or indexes) the file's id: opening, not writing
+        return [_path_target("read", url[len(SESSION_ROUTE):])]
     for prefix in SIDE_DOORS_BY_ROOM:
         if url.startswith(prefix):
             return [_room_target("write", url[len(prefix):])]

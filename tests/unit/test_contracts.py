@@ -76,8 +76,33 @@ def test_dropin_keeps_the_admins_config_and_hands_policy_over() -> None:
         roles["user"]["scopes"])
     assert roles["rtc-admin"]["users"] == ["root"]
     assert roles["rtc-instructor"]["groups"] == ["staff"]
-    assert "admin:users" not in roles["rtc-service"]["scopes"]
+    assert roles["rtc-service"]["scopes"] == sorted([
+        "list:users", "read:users", "list:groups", "read:groups",  # look-ups
+        "admin:users", "servers", "shares",  # hosting
+    ])
+    assert set(roles["server"]["scopes"]) == {
+        "users:activity!user", "access:servers!server",  # the hub's defaults, kept
+        "access:services!service=rtc", "custom:rtc:authorize!server", "custom:rtc:activity:write!server"}
+    # a server's token gets only what its user holds: each user, for their own servers
+    assert {"custom:rtc:authorize!user", "custom:rtc:activity:write!user"} <= set(roles["user"]["scopes"])
+    assert c.Spawner.environment["HUB_RTC_API_URL"] == "http://127.0.0.1:10101/services/rtc/api/v1"
     assert "custom:rtc:admin" in c.JupyterHub.custom_scopes
+
+
+def test_dropin_without_hosting_keeps_the_service_to_look_ups() -> None:
+    c = Config()
+    c.RTCService.manage_hub_access = False
+    c.Spawner.environment = {"KEEP": "me", "HUB_RTC_API_URL": "http://rtc.internal/api"}
+    c.JupyterHub.load_roles = [{"name": "server", "scopes": ["read:users:name!user"]}]
+    load_dropin(c)
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert roles["rtc-service"]["scopes"] == sorted(["list:users", "read:users", "list:groups",
+                                                     "read:groups"])
+    # an admin's own server role keeps its scopes and gains only hub_rtc's
+    assert set(roles["server"]["scopes"]) == {"read:users:name!user", "access:services!service=rtc",
+                                              "custom:rtc:authorize!server",
+                                              "custom:rtc:activity:write!server"}
+    assert c.Spawner.environment == {"KEEP": "me", "HUB_RTC_API_URL": "http://rtc.internal/api"}
 
 
 def test_service_reads_the_handover(monkeypatch, tmp_path) -> None:

@@ -20,6 +20,7 @@ from pycrdt import Array, Doc, Map, Text, merge_updates
 
 import hub_rtc.guard.document as guard_document
 from hub_rtc.guard import DocumentGuard, Rights, Touch, Verdict
+from hub_rtc.guard.rights import RUN_PARTS
 
 EDITOR = Rights(write=True, protected=frozenset({"locked"}))
 VIEWER = Rights.read_only()
@@ -310,6 +311,31 @@ def test_viewer_edits_outside_the_cells(name: str) -> None:
     net = notebook_net()
     change, touch = NON_CELL_EDITS[name]
     refuse(net, change, VIEWER, {touch})
+
+
+RUNNER = Rights(write=False, protected=frozenset({"locked"}), run=True)
+# every edit that touches only what running a cell changes
+RUN_EDITS = {name for name, (_, parts) in CELL_EDITS.items() if set(parts) <= RUN_PARTS}
+
+
+@pytest.mark.parametrize("name", sorted(RUN_EDITS))
+def test_runner_writes_the_results_of_running_a_free_cell(name: str) -> None:
+    net = notebook_net()
+    change, parts = CELL_EDITS[name]
+    update = edit(net.sender, lambda d: change(d, "free"))
+    assert_accepted(net, update, net.send(update, RUNNER), touches("free", parts))
+
+
+@pytest.mark.parametrize("name", sorted(RUN_EDITS))
+def test_runner_may_not_write_results_into_a_locked_cell(name: str) -> None:
+    change, parts = CELL_EDITS[name]
+    refuse(notebook_net(), lambda d: change(d, "locked"), RUNNER, touches("locked", parts))
+
+
+@pytest.mark.parametrize("name", sorted(set(CELL_EDITS) - RUN_EDITS))
+def test_runner_may_not_edit_a_free_cell(name: str) -> None:
+    change, parts = CELL_EDITS[name]
+    refuse(notebook_net(), lambda d: change(d, "free"), RUNNER, touches("free", parts))
 
 
 def test_viewer_inserts_a_cell() -> None:

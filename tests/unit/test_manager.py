@@ -174,8 +174,9 @@ async def test_cell_rules(manager: Manager) -> None:
 async def test_activity_aggregates_per_minute(manager: Manager) -> None:
     from hub_rtc.manager.actor import SCOPE_ACTIVITY_WRITE, Actor
 
-    server = Actor("server", scopes=frozenset({SCOPE_ACTIVITY_WRITE}), kind="service")
     s = await new_session(manager, members=[{"user": "bob", "role": "editor"}])
+    host = s["server"]["user"]  # the session's own server, speaking with its token
+    server = Actor(host, scopes=frozenset({SCOPE_ACTIVITY_WRITE, f"access:servers!server={host}/"}))
     t = "2026-11-21T10:00:05Z"
     events = [
         {"ts": t, "user": "bob", "kind": "edit", "path": "nb.ipynb", "cell_id": "c1", "count": 3},
@@ -186,6 +187,12 @@ async def test_activity_aggregates_per_minute(manager: Manager) -> None:
     assert await manager.activity.record(server, s["id"], events) == 6
     with pytest.raises(Forbidden):
         await manager.activity.record(BOB, s["id"], events)
+    # another server, or a service without custom:rtc:admin, is not the host
+    other = Actor("bob", scopes=frozenset({SCOPE_ACTIVITY_WRITE, "access:servers!server=bob/"}))
+    service = Actor("srv", scopes=frozenset({SCOPE_ACTIVITY_WRITE}), kind="service")
+    for stranger in (other, service):
+        with pytest.raises(Forbidden, match="only the server hosting"):
+            await manager.activity.record(stranger, s["id"], events)
     rows = await manager.activity.read(ALICE, s["id"], {"user": "bob", "kind": "edit"})
     assert rows == [{"ts": "2026-11-21T10:00:00Z", "user": "bob", "kind": "edit",
                      "path": "nb.ipynb", "cell_id": "c1", "count": 4}]

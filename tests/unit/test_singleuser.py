@@ -68,7 +68,8 @@ def test_rooms_and_side_doors() -> None:
     assert one("GET", "api/collaboration/fork/json:notebook:abc", "contents", "read")[0].action == "write"
     assert one("PUT", "api/collaboration/undo_redo/json:notebook:abc", "contents", "write")[0] == Target(
         "path", "write", room_id="json:notebook:abc")
-    assert one("PUT", "api/collaboration/session/lab1/a.ipynb", "contents", "read")[0].path == "lab1/a.ipynb"
+    assert one("PUT", "api/collaboration/session/lab1/a.ipynb", "contents", "write") == [
+        Target("path", "read", "lab1/a.ipynb")]
 
 
 def test_kernels_sessions_terminals_and_the_rest() -> None:
@@ -120,8 +121,11 @@ def test_access_from_the_service_answer() -> None:
     assert access.rights().write and access.rights().protected == {"c1", "c2"}
     assert access.awareness_user("bea") == {"username": "u1", "name": "bea", "display_name": "Bea B",
                                             "initials": "BB", "color": "#123456", "avatar_url": None}
-    viewer = Access.from_json({**answer, "write": False, "role": "viewer"})
-    assert not viewer.rights().write and viewer.rights().protected == frozenset()
+    viewer = Access.from_json({**answer, "write": False, "execute": False, "role": "viewer"})
+    assert not viewer.rights().write and not viewer.rights().run
+    runner = Access.from_json({**answer, "write": False, "role": "runner"})
+    assert runner.rights().run and not runner.rights().may_change("c1", "outputs")
+    assert runner.rights().may_change("c9", "outputs") and not runner.rights().may_change("c9", "source")
 
 
 def test_cache_expires_and_keeps_refusals_briefly() -> None:

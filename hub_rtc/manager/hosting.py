@@ -1,0 +1,294 @@
+"""Where a session lives: its server, whether it runs the extension, who is let in.
+
+Owner host: members reach the owner's server through shares, and only once
+that server has announced the hub_rtc extension in its current run (without
+the extension a share is full access).  Account host: the service creates
+the hub user ``rtc-<id>``, starts its server in the background, and lets
+members in when the extension on it announces itself.  ``hosting_state`` on
+the session says how far that got (see ``records.models.HOSTING_STATES``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Collection
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ..records import HubShare, RTCSession, Server, TeamMember, User, models
+from .context import Context
+from .directory import HostingError, ServerKey, ServerState
+from .errors import Conflict, NotFound, Unavailable
+from .notify import invalidation
+from .shares import Shares, live
+
+log = logging.getLogger("hub_rtc.hosting")
+
+UNMANAGED = ("unmanaged", "this hub's hub_rtc does not share servers (RTCService.manage_hub_access"
+             " is False): nobody is let in through the hub by hub_rtc")
+#: states an announcement of the extension turns into "ready"
+AWAITING = ("starting", "waiting", "failed")
+_POLL_SECONDS = 0.25
+
+
+def in_current_run(row: Server | None, state: ServerState | None) -> bool:
+    """Whether the announcement ``row`` came from the run the hub reports now."""
+    if row is None or state is None or state.started is None:
+        return False
+    if row.run_started is not None:  # both are the hub's own clock
+        return row.run_started == state.started
+    return row.announced_at >= state.started
+
+
+def server_label(server: ServerKey) -> str:
+    return f"{server[0]}'s server" + (f" {server[1]!r}" if server[1] else "")
+
+
+def set_state(db: Session, session_ids: Collection[str], state: str, message: str,
+              only: Collection[str] | None = None) -> list[str]:
+    """Move sessions to hosting ``state`` (those in ``only``, if given); returns the moved ids."""
+    query = update(RTCSession).where(RTCSession.id.in_(list(session_ids)))
+    if only is not None:
+        query = query.where(RTCSession.hosting_state.in_(list(only)))
+    moved = db.scalars(query.values(hosting_state=state, hosting_message=message)
+                       .returning(RTCSession.id)).all()
+    return list(moved)
+
+
+def hosted_on(db: Session, server: ServerKey, states: Collection[str] | None = None) -> list[str]:
+    """Ids of the active, unexpired sessions on ``server`` (in ``states``, if given)."""
+    query = select(RTCSession.id, RTCSession.expires_at).where(
+        RTCSession.server_user == server[0], RTCSession.server_name == server[1],
+        RTCSession.state == "active")
+    if states is not None:
+        query = query.where(RTCSession.hosting_state.in_(list(states)))
+    now = models.utcnow()
+    return [sid for sid, expires in db.execute(query.order_by(RTCSession.created)) if live(expires, now)]
+
+
+def audience(db: Session, kind: str, key: str) -> list[str] | None:
+    """Hub names a grant to ``kind``/``key`` reaches; None for a hub group (everyone, to be safe)."""
+    if kind == "user":
+        return list(db.scalars(select(User.name).where(User.id == key)))
+    if kind == "team":
+        return list(db.scalars(select(User.name).join(TeamMember, TeamMember.user_id == User.id)
+                               .where(TeamMember.team_id == key)))
+    return None
+
+
+def servers_of(db: Session, session_ids: Collection[str]) -> dict[str, ServerKey]:
+    """The server of each active session among ``session_ids``, in one query."""
+    rows = db.execute(select(RTCSession.id, RTCSession.server_user, RTCSession.server_name)
+                      .where(RTCSession.id.in_(list(session_ids)), RTCSession.state == "active"))
+    return {sid: (user, name) for sid, user, name in rows}
+
+
+def _unfinished(db: Session) -> tuple[list[str], list[ServerKey]]:
+    """Accounts being set up, and servers with members let in or shares recorded."""
+    pending = list(db.scalars(select(RTCSession.id).where(
+        RTCSession.state == "active", RTCSession.host == "account",
+        RTCSession.hosting_state == "starting")))
+    ready = db.execute(select(RTCSession.server_user, RTCSession.server_name)
+                       .where(RTCSession.hosting_state == "ready"))
+    shared = db.execute(select(HubShare.server_user, HubShare.server_name))
+    return pending, sorted({(user, name) for user, name in [*ready, *shared]})
+
+
+def _where(db: Session, session_id: str) -> tuple[str, ServerKey, str, str]:
+    row = db.get(RTCSession, session_id)
+    if row is None:
+        raise NotFound(f"no session {session_id!r}")
+    return row.host, (row.server_user, row.server_name), row.state, row.hosting_state
+
+
+class Hosting:
+    def __init__(self, ctx: Context, shares: Shares) -> None:
+        self.ctx = ctx
+        self.shares = shares
+        #: background starts of collaboration accounts, by session id
+        self._starting: dict[str, asyncio.Task[None]] = {}
+
+    @property
+    def managed(self) -> bool:
+        return self.ctx.hosting.manage_hub_access
+
+    def initial_state(self, host: str) -> tuple[str, str]:
+        """Hosting state and message of a session being created."""
+        if not self.managed:
+            return UNMANAGED
+        if host == "owner":
+            return "ready", "the owner's server runs the hub_rtc extension"
+        return "starting", "creating the collaboration account"
+
+    # -- owner host ------------------------------------------------------------
+
+    async def require_announced(self, server: ServerKey) -> None:
+        """409 unless ``server`` runs and announced the extension in its current run."""
+        if not self.managed:
+            return
+        where = server_label(server)
+        try:
+            state = await self.ctx.directory.server(*server)
+        except HostingError as e:
+            raise Unavailable(f"cannot ask the hub whether {where} runs: {e}") from None
+        why = ("the hub_rtc extension must be running on it before others can be let in:"
+               " a share without it would give full access")
+        if state is None or not state.ready:
+            raise Conflict(f"start {where} first; {why}")
+        row = await self.ctx.db.run(lambda db: Server.find(db, *server))
+        if not in_current_run(row, state):
+            raise Conflict(f"{where} is running but has not announced the hub_rtc extension since it"
+                           f" started (is hub-rtc[server] installed there?); {why}")
+
+    # -- account host ------------------------------------------------------------
+
+    def launch(self, session_id: str) -> None:
+        """Set up the session's collaboration account in the background."""
+        if not self.managed or session_id in self._starting:
+            return
+        task = asyncio.get_running_loop().create_task(self._start_account(session_id))
+        self._starting[session_id] = task
+        task.add_done_callback(lambda _: self._starting.pop(session_id, None))
+
+    async def settle(self) -> None:
+        """Wait until every background start has finished (tests, shutdown)."""
+        while self._starting:
+            await asyncio.gather(*list(self._starting.values()), return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in list(self._starting.values()):
+            task.cancel()
+        await self.settle()
+
+    async def _start_account(self, session_id: str) -> None:
+        _, (user, name), _, _ = await self.ctx.db.run(lambda db: _where(db, session_id))
+        settings, hub = self.ctx.hosting, self.ctx.directory
+        try:
+            await hub.create_user(user)
+            await self._progress(session_id, f"starting the server of collaboration account {user}")
+            await hub.start_server(user, name, settings.server_start_timeout)
+        except HostingError as e:
+            await self._fail(session_id, f"could not start the server of collaboration account {user}: {e}")
+            return
+        await self._progress(session_id, f"{user}'s server is running; waiting for the hub_rtc"
+                                         " extension on it to announce itself")
+        if not await self._announced_within(session_id, settings.announce_timeout):
+            await self._fail(session_id, (
+                f"{user}'s server started, but the hub_rtc extension on it did not announce itself"
+                f" within {settings.announce_timeout:g} s, so nobody was let in: is hub-rtc[server]"
+                " installed and enabled in the single-user environment?"))
+
+    async def _progress(self, session_id: str, message: str) -> None:
+        await self.ctx.db.run(lambda db: set_state(db, [session_id], "starting", message, only=["starting"]))
+
+    async def _fail(self, session_id: str, message: str) -> None:
+        log.warning("session %s: %s", session_id, message)
+        await self.ctx.db.run(lambda db: set_state(db, [session_id], "failed", message, only=["starting"]))
+        _, server, _, _ = await self.ctx.db.run(lambda db: _where(db, session_id))
+        await self.shares.reconcile(server)
+
+    async def _announced_within(self, session_id: str, seconds: float) -> bool:
+        """Wait for the announcement (:meth:`announced` moves the session on)."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            state = (await self.ctx.db.run(lambda db: _where(db, session_id)))[3]
+            if state != "starting":
+                return state == "ready"
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(_POLL_SECONDS)
+
+    async def resume(self) -> None:
+        """After a restart: carry on setting up accounts, and reconcile every server's shares
+        once (failed hub calls were only remembered in memory)."""
+        if not self.managed:
+            return
+        pending, servers = await self.ctx.db.run(_unfinished)
+        for session_id in pending:
+            self.launch(session_id)
+        for server in servers:
+            await self.shares.reconcile(server)
+
+    # -- telling servers -----------------------------------------------------------
+
+    async def tell(self, session_ids: Collection[str], users: Collection[str] | None,
+                   reason: str, *, reconcile: bool = True) -> None:
+        """Invalidate rights in active sessions once the change has committed, then reconcile shares."""
+        servers = await self.ctx.db.run(lambda db: servers_of(db, session_ids)) if session_ids else {}
+        for session_id, server in sorted(servers.items()):
+            self.ctx.notifier.invalidate(invalidation(server, session_id, users, reason))
+        for server in sorted(set(servers.values())) if reconcile else ():
+            await self.shares.reconcile(server)
+
+    # -- announcements, ends and revivals ----------------------------------------
+
+    def announced(self, db: Session, server: ServerKey, version: str) -> list[str]:
+        """The server announced the extension: its waiting sessions let members in.
+
+        Runs inside the announcing transaction; returns the active sessions on it.
+        """
+        ids = hosted_on(db, server)
+        if self.managed:
+            when = models.utcnow().strftime("%Y-%m-%d %H:%M:%S")
+            set_state(db, ids, "ready", f"hub_rtc {version} announced itself at {when} UTC", only=AWAITING)
+        return ids
+
+    async def withdraw(self, server: ServerKey, message: str) -> None:
+        """Let nobody in any more until the server announces itself again."""
+        moved = await self.ctx.db.run(
+            lambda db: set_state(db, hosted_on(db, server), "waiting", message, only=["ready"]))
+        if moved:
+            log.warning("%s: %s", server_label(server), message)
+            await self.shares.reconcile(server)
+
+    async def server_stopped(self, server: ServerKey) -> None:
+        """A server with members let in stopped: a dedicated one is started again,
+        an owner's waits for its next announcement."""
+        def move(db: Session) -> tuple[list[str], list[str]]:
+            ready = hosted_on(db, server, ["ready"])
+            accounts = list(db.scalars(select(RTCSession.id).where(
+                RTCSession.id.in_(ready), RTCSession.host == "account")))
+            restarted = set_state(db, accounts, "starting", "the session server stopped; starting it again")
+            owners = set_state(db, sorted(set(ready) - set(accounts)), "waiting",
+                               "the server stopped; members are let in again once it announces the"
+                               " hub_rtc extension")
+            return restarted, owners
+        restarted, waiting = await self.ctx.db.run(move)
+        if restarted or waiting:  # nobody in until the next run announces itself
+            await self.shares.reconcile(server)
+        for session_id in restarted:
+            self.launch(session_id)
+
+    async def stop(self, session_id: str, message: str, reason: str) -> None:
+        """The session ended or expired: shares go, a dedicated server stops, servers are told."""
+        task = self._starting.get(session_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        host, server, _, _ = await self.ctx.db.run(lambda db: _where(db, session_id))
+        await self.ctx.db.run(lambda db: set_state(db, [session_id], "stopped", message))
+        self.ctx.notifier.invalidate(invalidation(server, session_id, None, reason))
+        await self.shares.reconcile(server)
+        if self.managed and host == "account":
+            try:
+                await self.ctx.directory.stop_server(*server)
+            except HostingError as e:
+                log.warning("session %s: could not stop %s: %s", session_id, server_label(server), e)
+
+    async def revive(self, session_id: str) -> None:
+        """An expired session's expiry moved into the future: host it again."""
+        host, server, state, hosting = await self.ctx.db.run(lambda db: _where(db, session_id))
+        if state != "active" or hosting != "stopped":
+            return
+        new_state, message = self.initial_state(host)
+        if host == "owner" and self.managed:
+            new_state, message = "waiting", "waiting for the server to announce the hub_rtc extension"
+            if in_current_run(await self.ctx.db.run(lambda db: Server.find(db, *server)),
+                              await self.ctx.directory.server(*server)):
+                new_state, message = self.initial_state(host)
+        await self.ctx.db.run(lambda db: set_state(db, [session_id], new_state, message))
+        if new_state == "starting":
+            self.launch(session_id)
+        await self.shares.reconcile(server)

@@ -1,0 +1,37 @@
+"""/servers: what shared servers call with their own token, and the admin's list."""
+
+from __future__ import annotations
+
+from ...manager.actor import SCOPE_ADMIN
+from ..events import ServerEventsHandler
+from .base import APIHandler
+
+
+class ServersHandler(APIHandler):
+    async def get(self) -> None:
+        servers = await self.manager.servers.list(await self.actor(SCOPE_ADMIN))
+        self.write_json({"servers": servers})
+
+
+# The server-facing handlers take custom:rtc:authorize filtered to the server
+# (``!server=<user>/<name>``): the manager checks it for the server spoken for.
+
+
+class AnnounceHandler(APIHandler):
+    async def post(self) -> None:
+        caller = await self.actor(None)
+        self.write_json(await self.manager.servers.announce(caller, self.body("ServerAnnounce")))
+
+
+class RightsHandler(APIHandler):
+    async def post(self) -> None:
+        caller = await self.actor(None)
+        self.write_json(await self.manager.servers.rights(caller, self.body("RightsRequest")))
+
+
+default_handlers = [
+    (r"/servers", ServersHandler),
+    (r"/servers/announce", AnnounceHandler),
+    (r"/servers/rights", RightsHandler),
+    (r"/servers/events", ServerEventsHandler),
+]

@@ -1,0 +1,287 @@
+"""End to end on a real hub: the service decides, the shared server enforces.
+
+One hub for the module: olive's own server hosts session "Lab 1" (folder
+``lab1``) with ed and ann as editors and vi as a viewer; cell ``locked`` is
+locked and cell ``assigned`` is assigned to ann.  Clients are real y-sync
+clients (pycrdt here, and a stock Yjs client from npm) through the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sqlite3
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub_rtc.localhub import REPO, LocalHub
+
+from .conftest import start_hub
+from .yclient import YClient, open_session, refused_status
+
+pytestmark = pytest.mark.integration
+
+OWNER, EDITOR, VIEWER, ASSIGNEE, STRANGER = "olive", "ed", "vi", "ann", "non"
+NOTEBOOK = "lab1/nb.ipynb"
+CELLS = ("free", "locked", "assigned")
+
+
+def notebook() -> dict[str, Any]:
+    cells = [{"id": cid, "cell_type": "code", "source": f"# {cid}\n", "metadata": {},
+              "outputs": [], "execution_count": None} for cid in CELLS]
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}
+
+
+class World:
+    def __init__(self, hub: LocalHub, home: Path) -> None:
+        self.hub = hub
+        self.home = home
+        self.tokens = {name: hub.user_token(name) for name in
+                       (OWNER, EDITOR, VIEWER, ASSIGNEE, STRANGER)}
+        self.session_id = ""
+
+    def server(self, path: str, method: str = "GET", body: Any = None, user: str = OWNER,
+               ) -> tuple[int, Any]:
+        return self.hub.api(method, f"/user/{OWNER}/{path}", body, self.tokens[user])
+
+    def rtc(self, method: str, path: str, body: Any = None, user: str = OWNER) -> tuple[int, Any]:
+        return self.hub.rtc(method, path, body, self.tokens[user])
+
+    async def client(self, user: str) -> YClient:
+        return await YClient.connect(self.hub.url, OWNER, NOTEBOOK, self.tokens[user])
+
+    def disk(self) -> dict[str, Any]:
+        return json.loads((self.home / OWNER / NOTEBOOK).read_text())
+
+    def disk_sources(self) -> dict[str, str]:
+        return {c["id"]: "".join(c["source"]) for c in self.disk()["cells"]}
+
+    def ystore_bytes(self) -> bytes:
+        """Every update the ystore holds, concatenated (it is where history is kept)."""
+        found = list((self.home / OWNER).rglob("*ystore*.db"))
+        assert found, "no ystore database on the shared server"
+        out = b""
+        for db in found:
+            with sqlite3.connect(db) as con:
+                for (update,) in con.execute("SELECT yupdate FROM yupdates"):
+                    out += bytes(update)
+        return out
+
+
+def start_server(hub: LocalHub, user: str, timeout: float = 60) -> None:
+    hub.api("POST", f"/hub/api/users/{user}/server")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _, model = hub.api("GET", f"/hub/api/users/{user}")
+        server = (model.get("servers") or {}).get("")
+        if server and server.get("ready"):
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"{user}'s server did not start")
+
+
+def wait_for(what: str, predicate: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise TimeoutError(what)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    workdir = tmp_path_factory.mktemp("enforce")
+    home = workdir / "home"
+    hub = start_hub(workdir, extra=(
+        f"c.SimpleLocalProcessSpawner.home_dir_template = {str(home)!r} + '/{{username}}'\n"
+        "c.YDocExtension.document_save_delay = 0.2\n"
+        "c.RTCService.manage_hub_access = True\n"
+    ))
+    try:
+        w = World(hub, home)
+        start_server(hub, OWNER)
+        assert w.server("api/contents/lab1", "PUT", {"type": "directory"})[0] in (200, 201)
+        status, _ = w.server(f"api/contents/{NOTEBOOK}", "PUT",
+                             {"type": "notebook", "format": "json", "content": notebook()})
+        assert status in (200, 201)
+        assert w.server("api/contents/private.txt", "PUT",
+                        {"type": "file", "format": "text", "content": "olive's"})[0] in (200, 201)
+        members = [{"user": EDITOR, "role": "editor"}, {"user": VIEWER, "role": "viewer"},
+                   {"user": ASSIGNEE, "role": "editor"}]
+
+        def created() -> Any:
+            status, reply = w.rtc("POST", "/sessions", {"title": "Lab 1", "host": "owner",
+                                                       "root": "lab1", "members": members})
+            assert status in (201, 409), reply  # 409 until the server has announced itself
+            return reply if status == 201 else None
+
+        w.session_id = wait_for("the session could be hosted on olive's server", created)["id"]
+        assert w.rtc("PUT", f"/sessions/{w.session_id}/cells",
+                     {"path": "nb.ipynb", "cell_id": "locked", "rule": "locked"})[0] in (200, 201)
+        assert w.rtc("PUT", f"/sessions/{w.session_id}/cells",
+                     {"path": "nb.ipynb", "cell_id": "assigned", "rule": "assigned",
+                      "writers": [{"user": ASSIGNEE}]})[0] in (200, 201)
+        yield w
+    finally:
+        hub.stop()
+
+
+@pytest.fixture
+async def clients(world: World) -> AsyncIterator[dict[str, YClient]]:
+    opened = {user: await world.client(user) for user in (OWNER, EDITOR, VIEWER, ASSIGNEE)}
+    yield opened
+    for client in opened.values():
+        client.close()
+
+
+def converged(clients: dict[str, YClient]) -> bool:
+    states = [json.dumps(c.state(), sort_keys=True) for c in clients.values()]
+    return len(set(states)) == 1
+
+
+async def test_an_editors_edit_reaches_everyone_and_the_disk(world: World, clients: dict[str, YClient]
+                                                            ) -> None:
+    clients[EDITOR].type_into("free", "ed-was-here ")
+    for client in clients.values():
+        await client.until(lambda c=client: c.source("free").startswith("ed-was-here "))
+    await asyncio.to_thread(wait_for, "the edit saved to disk",
+                            lambda: world.disk_sources()["free"].startswith("ed-was-here "))
+
+
+@pytest.mark.parametrize(("user", "cell"), [(VIEWER, "free"), (EDITOR, "locked"), (EDITOR, "assigned")])
+async def test_refused_edits_are_reverted_everywhere(world: World, clients: dict[str, YClient],
+                                                     user: str, cell: str) -> None:
+    secret = f"SECRET-{user}-{cell}"
+    before = clients[OWNER].source(cell)
+    clients[user].type_into(cell, secret)
+    assert clients[user].source(cell).startswith(secret)  # applied locally first …
+    await clients[user].until(lambda: clients[user].source(cell) == before)  # … then reverted
+    await asyncio.sleep(0.5)
+    for client in clients.values():
+        assert client.source(cell) == before
+        assert secret not in json.dumps(client.state())
+    assert converged(clients)
+    await asyncio.sleep(0.5)  # past the save delay
+    assert secret not in json.dumps(world.disk())
+    assert secret.encode() not in world.ystore_bytes()
+    late = await world.client(OWNER)  # a client joining afterwards gets none of it either
+    try:
+        assert secret.encode() not in late.doc.get_update()
+    finally:
+        late.close()
+
+
+async def test_an_assigned_cell_takes_its_assignees_edits(world: World, clients: dict[str, YClient]
+                                                          ) -> None:
+    clients[ASSIGNEE].type_into("assigned", "ann: ")
+    for client in clients.values():
+        await client.until(lambda c=client: c.source("assigned").startswith("ann: "))
+
+
+async def test_a_viewer_cannot_delete_or_move_cells(world: World, clients: dict[str, YClient]) -> None:
+    before = clients[OWNER].ids()
+    viewer = clients[VIEWER]
+    del viewer.cells[0]
+    await viewer.until(lambda: viewer.ids() == before)
+    await asyncio.sleep(0.3)
+    assert converged(clients) and clients[OWNER].ids() == before
+
+
+async def test_awareness_shows_the_real_identity(world: World, clients: dict[str, YClient]) -> None:
+    editor = clients[EDITOR]
+    await editor.say({"user": {"name": OWNER, "display_name": "Olive (really)", "username": OWNER}})
+    watcher = clients[VIEWER]
+    cid = editor.doc.client_id
+    await watcher.until(lambda: cid in watcher.peers)
+    shown = watcher.peers[cid]["user"]
+    assert shown["name"] == EDITOR and shown["display_name"] != "Olive (really)"
+    # … and it cannot speak for another client id at all
+    await editor.say({"user": {"name": "ghost"}}, client_id=cid + 1)
+    await asyncio.sleep(0.5)
+    assert cid + 1 not in watcher.peers
+
+
+async def test_strangers_are_kept_out(world: World) -> None:
+    token = world.tokens[STRANGER]
+    assert await refused_status(world.hub.url, OWNER, NOTEBOOK, token) == 403
+    assert world.server("api/contents/lab1", user=STRANGER)[0] == 403
+
+
+def test_members_stay_in_the_session_folder(world: World) -> None:
+    assert world.server("api/contents/lab1", user=EDITOR)[0] == 200
+    assert world.server("api/contents/private.txt", user=EDITOR)[0] == 403
+    assert world.server("api/contents/", user=EDITOR)[0] == 403
+    assert world.server("files/private.txt", user=EDITOR)[0] == 403
+    # a viewer reads but does not write through the contents API either
+    assert world.server(f"api/contents/{NOTEBOOK}", user=VIEWER)[0] == 200
+    assert world.server("api/contents/lab1/new.txt", "PUT", {"type": "file", "format": "text",
+                                                              "content": "x"}, user=VIEWER)[0] == 403
+    # side doors into history and forks are closed to non-writers
+    status, _ = world.server(f"api/collaboration/timeline/{NOTEBOOK}?format=json&type=notebook",
+                             user=VIEWER)
+    assert status == 403
+    # terminals are closed to collaborators by default policy
+    assert world.server("api/terminals", "POST", {}, user=EDITOR)[0] == 403
+
+
+async def test_a_stock_yjs_client_is_guarded_too(world: World, clients: dict[str, YClient]) -> None:
+    node = shutil.which("node")
+    assert node, "node is needed for the Yjs interoperability test (./dev setup installs the rest)"
+    script = REPO / ".node" / "yjs_client.mjs"
+    shutil.copy(Path(__file__).with_name("yjs_client.mjs"), script)
+    file_id, session_id = await open_session(world.hub.url, OWNER, NOTEBOOK, world.tokens[VIEWER])
+    base = world.hub.url.replace("http", "ws", 1) + f"/user/{OWNER}/api/collaboration/room"
+
+    def run(user: str, cell: str, text: str) -> list[dict[str, Any]]:
+        out = subprocess.run([node, str(script), base, f"json:notebook:{file_id}", session_id,
+                              world.tokens[user], cell, text, "1500"],
+                             capture_output=True, text=True, timeout=60, check=True)
+        return json.loads(out.stdout)
+
+    viewer_view = await asyncio.to_thread(run, VIEWER, "free", "SECRET-yjs ")
+    assert "SECRET-yjs" not in json.dumps(viewer_view)  # reverted in the Yjs client itself
+    await asyncio.to_thread(run, EDITOR, "free", "yjs-ok ")
+    await clients[OWNER].until(lambda: clients[OWNER].source("free").startswith("yjs-ok "))
+    assert "SECRET-yjs" not in json.dumps(clients[OWNER].state())
+
+
+async def test_activity_names_editors_cells_and_refusals(world: World, clients: dict[str, YClient]
+                                                         ) -> None:
+    clients[EDITOR].type_into("free", "counted ")
+    clients[VIEWER].type_into("free", "refused ")
+
+    def activity() -> list[dict[str, Any]]:
+        status, reply = world.rtc("GET", f"/sessions/{world.session_id}/activity")
+        assert status == 200, reply
+        return list(reply["events"])
+
+    def shows_both() -> bool:
+        events = activity()
+        return (any(e["user"] == EDITOR and e["kind"] == "edit" and e["cell_id"] == "free"
+                    for e in events)
+                and any(e["user"] == VIEWER and e["kind"] == "refused" for e in events))
+
+    await asyncio.to_thread(wait_for, "activity with edits and refusals", shows_both, 20)
+
+
+async def test_removing_a_member_closes_their_socket_at_once(world: World) -> None:
+    client = await world.client(ASSIGNEE)
+    try:
+        started = time.monotonic()
+        status, reply = await asyncio.to_thread(
+            world.rtc, "DELETE", f"/sessions/{world.session_id}/members/user/{ASSIGNEE}")
+        assert status == 204, reply
+        code, _ = await asyncio.wait_for(client.closed, 5)
+        assert time.monotonic() - started < 1.0
+        assert code == 4403
+        assert await refused_status(world.hub.url, OWNER, NOTEBOOK, world.tokens[ASSIGNEE]) == 403
+    finally:
+        client.close()

@@ -1,0 +1,246 @@
+"""Session hosting through a real hub, proxy and service, with real servers.
+
+The servers run with the hub_rtc extension switched off (a server without
+it is exactly what hosting must guard against), so they never announce
+themselves: the tests announce with the server's *own* hub token, read from
+its process (exactly what the extension sends), or with the ops token naming
+``server_user``.  End-to-end tests with the extension on are in
+test_enforcement.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from hub_rtc import __version__
+from hub_rtc.localhub import LocalHub
+
+from .conftest import BASE_CONFIG, Tokens
+from .test_api import conforms, ok, refused
+
+pytestmark = pytest.mark.integration
+
+ANNOUNCE_TIMEOUT = 4
+HOSTING = f"""
+c.RTCService.announce_timeout = {ANNOUNCE_TIMEOUT}
+c.RTCService.sweep_seconds = 0.5
+c.RTCService.rights_cache_seconds = 3
+# spawned servers read this config dir first: it switches the hub_rtc extension off
+import json, pathlib
+_no_extension = pathlib.Path("no-hub-rtc-extension").resolve()
+_no_extension.mkdir(exist_ok=True)
+(_no_extension / "jupyter_server_config.json").write_text(
+    json.dumps({{"ServerApp": {{"jpserver_extensions": {{"hub_rtc": False}}}}}}))
+c.Spawner.environment = {{"JUPYTER_CONFIG_DIR": str(_no_extension)}}
+"""
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
+    """A hub whose service hosts sessions (shares, collaboration accounts)."""
+    workdir = tmp_path_factory.mktemp("hosting")
+    hub = LocalHub(workdir, extra_config=BASE_CONFIG + HOSTING, manage_hub_access=True)
+    try:
+        hub.start()
+    except Exception:
+        hub.stop()
+        print((workdir / "hub.log").read_text()[-5000:])
+        raise
+    yield hub
+    hub.stop()
+
+
+@pytest.fixture(scope="module")
+def tokens(hub: LocalHub) -> Tokens:
+    return Tokens(hub)
+
+
+def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"waited {timeout} s for {what}")
+
+
+def server_env(user: str) -> dict[str, str]:
+    """The environment of ``user``'s running single-user server process."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:
+            continue
+        env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
+        if env.get("JUPYTERHUB_USER") == user and "JUPYTERHUB_API_TOKEN" in env:
+            return env
+    raise AssertionError(f"no server process of {user}")
+
+
+def start_server(hub: LocalHub, user: str) -> dict[str, str]:
+    """Start ``user``'s default server through the hub; returns its environment."""
+    hub.api("POST", f"/hub/api/users/{user}/server")
+    until(lambda: _server(hub, user).get("ready"), 60, f"{user}'s server")
+    return server_env(user)
+
+
+def _server(hub: LocalHub, user: str) -> dict[str, Any]:
+    code, model = hub.api("GET", f"/hub/api/users/{user}")
+    return (model.get("servers") or {}).get("", {}) if code == 200 else {}
+
+
+def hub_shares(hub: LocalHub, user: str) -> set[tuple[str, str]]:
+    """Who the hub says may reach ``user``'s default server through a share."""
+    items = ok(hub.api("GET", f"/hub/api/shares/{user}/"))["items"]
+    return {(s["kind"], (s["user"] or s["group"])["name"]) for s in items}
+
+
+def session(hub: LocalHub, sid: str) -> dict[str, Any]:
+    return ok(hub.rtc("GET", f"/sessions/{sid}"))
+
+
+def announce(hub: LocalHub, token: str, **extra: str) -> dict[str, Any]:
+    body = {"server_name": "", "version": __version__, "base_url": "/user/x/", **extra}
+    return ok(hub.rtc("POST", "/servers/announce", body, token))
+
+
+async def events(url: str, token: str, **query: str) -> WebSocketClientConnection:
+    params = "&".join(f"{k}={v}" for k, v in {"server_name": "", **query}.items())
+    ws_url = url.replace("http", "ws", 1) + "/servers/events?" + params
+    return await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {token}"}))
+
+
+async def next_message(ws: WebSocketClientConnection, timeout: float = 1.0) -> dict[str, Any]:
+    raw = await asyncio.wait_for(ws.read_message(), timeout)
+    assert raw is not None, "the events channel closed"
+    message = json.loads(raw)
+    conforms("ServerEvent", message)
+    return message
+
+
+async def test_owner_host_lets_members_in_only_through_an_announced_server(hub, tokens) -> None:
+    alice, bob = tokens["alice"], tokens["bob"]
+    body = {"title": "Owner", "host": "owner", "root": "lab1",
+            "members": [{"user": "bob", "role": "editor"}]}
+    refused(hub.rtc("POST", "/sessions", body, alice), 409, "start alice's server first")
+    env = start_server(hub, "alice")
+    refused(hub.rtc("POST", "/sessions", body, alice), 409, "has not announced the hub_rtc extension")
+    server = env["JUPYTERHUB_API_TOKEN"]  # what the extension will announce with
+    assert env["HUB_RTC_API_URL"].endswith("/services/rtc/api/v1")
+    conforms("Announced", announce(hub, server))
+    s = ok(hub.rtc("POST", "/sessions", body, alice), 201)
+    conforms("Session", s)
+    assert s["hosting"]["state"] == "ready" and hub_shares(hub, "alice") == {("user", "bob")}
+
+    # the server asks about people with its own token, and sees only its own sessions
+    rights = ok(hub.rtc("POST", "/servers/rights", {"user": "bob", "server_name": "",
+                                                   "path": "lab1/nb.ipynb"}, server))
+    conforms("Rights", rights)
+    assert rights["session"]["id"] == s["id"] and rights["role"] == "editor"
+    assert (rights["write"], rights["terminal"], rights["cache_seconds"]) == (True, False, 3)
+    outside = ok(hub.rtc("POST", "/servers/rights", {"user": "bob", "server_name": "",
+                                                    "path": "private/x.ipynb"}, server))
+    assert outside["session"] is None and not outside["read"]
+    refused(hub.rtc("POST", "/servers/rights", {"user": "bob", "server_name": "other"}, server),
+            403, "belongs to alice's server")
+    no_scope = hub.user_token("alice", scopes=["access:services!service=rtc", "custom:rtc:sessions"])
+    refused(hub.rtc("POST", "/servers/rights", {"user": "bob", "server_name": ""}, no_scope),
+            403, "custom:rtc:authorize")
+    # bob's own token speaks for bob's servers only
+    refused(hub.rtc("POST", "/servers/rights", {"user": "bob", "server_name": "",
+                                               "server_user": "alice"}, bob), 403, "custom:rtc:admin")
+
+    ws = await events(hub.service_url, server)
+    assert await next_message(ws) == {"type": "hello", "sessions": [s["id"]]}
+    ok(hub.rtc("PUT", f"/sessions/{s['id']}/members/group/empty", {"role": "viewer"}, alice), 201)
+    assert hub_shares(hub, "alice") == {("user", "bob"), ("group", "empty")}
+    started = time.monotonic()
+    ok(hub.rtc("DELETE", f"/sessions/{s['id']}/members/user/bob", token=alice), 204)
+    message = await next_message(ws)
+    assert time.monotonic() - started < 1.0
+    assert message == {"type": "invalidate", "session_id": s["id"], "users": ["bob"],
+                       "reason": "member removed"}
+    assert hub_shares(hub, "alice") == {("group", "empty")}
+    refused(hub.rtc("GET", f"/sessions/{s['id']}", token=bob), 403)
+
+    # activity comes from the hosting server (or an admin), nobody else
+    batch = {"events": [{"ts": "2026-11-21T10:00:00Z", "user": "bob", "kind": "edit"}]}
+    assert ok(hub.rtc("POST", f"/sessions/{s['id']}/activity", batch, server))["recorded"] == 1
+
+    # alice stops her server: the sweep withdraws the shares at once
+    hub.api("DELETE", "/hub/api/users/alice/server")
+    until(lambda: session(hub, s["id"])["hosting"]["state"] == "waiting", 10, "shares withdrawn")
+    assert hub_shares(hub, "alice") == set()
+    ws.close()
+
+
+async def test_collaboration_account_is_created_started_shared_and_stopped(hub, tokens) -> None:
+    alice = tokens["alice"]
+    s = ok(hub.rtc("POST", "/sessions", {"title": "Account", "members": [
+        {"user": "carol", "role": "runner"}]}, alice), 201)
+    account = s["server"]["user"]
+    assert s["hosting"]["state"] == "starting" and account == f"rtc-{s['id']}"
+    failed = until(lambda: (h := session(hub, s["id"])["hosting"])["state"] == "failed" and h,
+                   60 + ANNOUNCE_TIMEOUT, "the announcement to time out")
+    assert f"did not announce itself within {ANNOUNCE_TIMEOUT} s" in failed["message"]
+    assert _server(hub, account).get("ready")  # the hub user exists and its server runs
+    assert hub_shares(hub, account) == set()  # but nobody was let in
+
+    # the extension, late: announce with the account server's own token, straight to the
+    # service at $HUB_RTC_API_URL as the extension will
+    env = server_env(account)
+    server, direct = env["JUPYTERHUB_API_TOKEN"], env["HUB_RTC_API_URL"]
+    ws = await events(direct, server)
+    assert await next_message(ws) == {"type": "hello", "sessions": [s["id"]]}
+    assert announce(hub, server)["sessions"] == [s["id"]]
+    assert session(hub, s["id"])["hosting"]["state"] == "ready"
+    assert hub_shares(hub, account) == {("user", "alice"), ("user", "carol")}
+    alice_session = next(x for x in ok(hub.rtc("GET", "/sessions?which=mine", token=alice))["sessions"]
+                         if x["host"] == "owner")
+    batch = {"events": [{"ts": "2026-11-21T10:00:00Z", "user": "carol", "kind": "edit"}]}
+    refused(hub.rtc("POST", f"/sessions/{alice_session['id']}/activity", batch, server), 403,
+            "only the server hosting")
+
+    ok(hub.rtc("DELETE", f"/sessions/{s['id']}", token=alice), 204)
+    assert await next_message(ws) == {"type": "invalidate", "session_id": s["id"], "users": None,
+                                      "reason": "session ended"}
+    assert session(hub, s["id"])["hosting"]["state"] == "stopped"
+    assert hub_shares(hub, account) == set()
+    until(lambda: not _server(hub, account), 30, f"{account}'s server to stop")
+    assert hub.api("GET", f"/hub/api/users/{account}")[0] == 200  # the account stays
+    ws.close()
+
+
+async def test_admins_list_servers_and_speak_for_one(hub, tokens) -> None:
+    bob = tokens["bob"]
+    announce(hub, hub.ops_token, server_user="dave")  # ops holds custom:rtc:admin
+    servers = ok(hub.rtc("GET", "/servers"))["servers"]
+    for server in servers:
+        conforms("Server", server)
+    assert ("dave", "") in {(x["user"], x["name"]) for x in servers}
+    refused(hub.rtc("GET", "/servers", token=bob), 403, "custom:rtc:admin")
+    answer = ok(hub.rtc("POST", "/servers/rights", {"user": "bob", "server_name": "", "path": None,
+                                                   "server_user": "dave"}))
+    assert answer["session"] is None and not answer["read"]
+    ws = await events(hub.service_url, hub.ops_token, server_user="dave")
+    assert (await next_message(ws))["type"] == "hello"
+    ws.close()
+    ws = await events(hub.service_url, bob)  # bob's own token: his own (empty) server
+    assert await next_message(ws) == {"type": "hello", "sessions": []}
+    ws.close()
+    no_scope = hub.user_token("bob", scopes=["access:services!service=rtc", "custom:rtc:sessions"])
+    for token, query in ((no_scope, {}), (bob, {"server_user": "dave"}), ("not-a-token", {})):
+        with pytest.raises(HTTPClientError) as refusal:
+            await events(hub.service_url, token, **query)
+        assert refusal.value.code == 403
