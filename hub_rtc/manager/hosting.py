@@ -28,8 +28,10 @@ log = logging.getLogger("hub_rtc.hosting")
 
 UNMANAGED = ("unmanaged", "this hub's hub_rtc does not share servers (RTCService.manage_hub_access"
              " is False): nobody is let in through the hub by hub_rtc")
-#: states an announcement of the extension turns into "ready"
-AWAITING = ("starting", "waiting", "failed")
+#: states an announcement of the extension turns into "ready".  Not "starting":
+#: a new account's server announces itself before the hub has finished its
+#: spawn and routed it, so the start task itself says when it is ready.
+AWAITING = ("waiting", "failed")
 _POLL_SECONDS = 0.25
 
 
@@ -190,12 +192,18 @@ class Hosting:
         await self.shares.reconcile(server)
 
     async def _announced_within(self, session_id: str, seconds: float) -> bool:
-        """Wait for the announcement (:meth:`announced` moves the session on)."""
+        """Wait for the server's announcement in its current run; then let members in."""
+        _, server, _, _ = await self.ctx.db.run(lambda db: _where(db, session_id))
         deadline = asyncio.get_running_loop().time() + seconds
         while True:
-            state = (await self.ctx.db.run(lambda db: _where(db, session_id)))[3]
-            if state != "starting":
-                return state == "ready"
+            row = await self.ctx.db.run(lambda db: Server.find(db, *server))
+            if row is not None and in_current_run(row, await self.ctx.directory.server(*server)):
+                when = row.announced_at.strftime("%Y-%m-%d %H:%M:%S")
+                await self.ctx.db.run(lambda db: set_state(
+                    db, [session_id], "ready", f"hub_rtc {row.version} announced itself at {when} UTC",
+                    only=["starting"]))
+                await self.shares.reconcile(server)
+                return True
             if asyncio.get_running_loop().time() >= deadline:
                 return False
             await asyncio.sleep(_POLL_SECONDS)

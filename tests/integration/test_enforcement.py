@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -22,7 +24,7 @@ import pytest
 
 from hub_rtc.localhub import REPO, LocalHub
 
-from .conftest import start_hub
+from .conftest import processes_in, start_hub
 from .yclient import YClient, open_session, refused_status
 
 pytestmark = pytest.mark.integration
@@ -75,13 +77,15 @@ class World:
 
 
 def start_server(hub: LocalHub, user: str, timeout: float = 60) -> None:
-    hub.api("POST", f"/hub/api/users/{user}/server")
+    """Start ``user``'s server, waiting out a stop still in progress."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _, model = hub.api("GET", f"/hub/api/users/{user}")
         server = (model.get("servers") or {}).get("")
         if server and server.get("ready"):
             return
+        if not server:
+            hub.api("POST", f"/hub/api/users/{user}/server")  # 400 while a stop is pending
         time.sleep(0.3)
     raise TimeoutError(f"{user}'s server did not start")
 
@@ -104,6 +108,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         f"c.SimpleLocalProcessSpawner.home_dir_template = {str(home)!r} + '/{{username}}'\n"
         "c.YDocExtension.document_save_delay = 0.2\n"
         "c.RTCService.manage_hub_access = True\n"
+        "c.RTCPolicy.expose_identity_to_kernels = True\n"
     ))
     try:
         w = World(hub, home)
@@ -283,5 +288,118 @@ async def test_removing_a_member_closes_their_socket_at_once(world: World) -> No
         assert time.monotonic() - started < 1.0
         assert code == 4403
         assert await refused_status(world.hub.url, OWNER, NOTEBOOK, world.tokens[ASSIGNEE]) == 403
+    finally:
+        client.close()
+
+
+# -- a dedicated session server ----------------------------------------------------------
+
+
+def hosted(world: World, session_id: str) -> dict[str, Any]:
+    def ready() -> Any:
+        _, session = world.rtc("GET", f"/sessions/{session_id}")
+        assert session["hosting"]["state"] in ("starting", "waiting", "ready"), session["hosting"]
+        return session if session["hosting"]["state"] == "ready" else None
+
+    return dict(wait_for("the dedicated server announced itself", ready, 90))
+
+
+def kernel_env(kernel_id: str) -> dict[str, str]:
+    for pid in [p.name for p in Path("/proc").iterdir() if p.name.isdigit()]:
+        try:
+            if kernel_id in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
+                raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                return dict(e.decode().split("=", 1) for e in raw if b"=" in e)
+        except OSError:
+            continue
+    raise LookupError(f"no process for kernel {kernel_id}")
+
+
+async def test_a_dedicated_session_server_is_guarded_too(world: World) -> None:
+    members = [{"user": EDITOR, "role": "editor"}, {"user": VIEWER, "role": "viewer"}]
+    status, session = world.rtc("POST", "/sessions", {"title": "Group work", "host": "account",
+                                                      "members": members})
+    assert status == 201, session
+    session = await asyncio.to_thread(hosted, world, session["id"])
+    account = session["server"]["user"]
+    assert account.startswith("rtc-")
+
+    def on_account(path: str, method: str = "GET", body: Any = None, user: str = OWNER) -> tuple[int, Any]:
+        return world.hub.api(method, f"/user/{account}/{path}", body, world.tokens[user])
+
+    # the session's owner is a member like the others: shared in, with the owner role
+    assert on_account("api/contents/nb.ipynb", "PUT", {"type": "notebook", "format": "json",
+                                                       "content": notebook()})[0] == 201
+    assert on_account("api/contents/nb.ipynb", user=STRANGER)[0] == 403
+    editor = await YClient.connect(world.hub.url, account, "nb.ipynb", world.tokens[EDITOR])
+    viewer = await YClient.connect(world.hub.url, account, "nb.ipynb", world.tokens[VIEWER])
+    try:
+        editor.type_into("locked", "group-edit ")
+        await viewer.until(lambda: viewer.source("locked").startswith("group-edit "))
+        viewer.type_into("free", "SECRET-dedicated")
+        await viewer.until(lambda: "SECRET" not in viewer.source("free"))
+        await asyncio.sleep(0.3)
+        assert "SECRET" not in editor.source("free")
+    finally:
+        editor.close()
+        viewer.close()
+    # kernels: a viewer may not start one; an editor's kernel carries their persistent id
+    kernel = {"path": "nb.ipynb", "type": "notebook", "name": "", "kernel": {"name": "python3"}}
+    assert on_account("api/sessions", "POST", kernel, user=VIEWER)[0] == 403
+    status, started = on_account("api/sessions", "POST", kernel, user=EDITOR)
+    assert status == 201, started
+    _, me = world.rtc("GET", "/identity", user=EDITOR)
+    env = await asyncio.to_thread(wait_for, "the kernel process", lambda: _safe_env(started["kernel"]["id"]))
+    assert env.get("JUPYTER_AUTH_ID") == me["id"]
+    # ending the session stops the dedicated server; the records stay
+    assert world.rtc("DELETE", f"/sessions/{session['id']}")[0] in (200, 204)
+
+    def stopped() -> bool:
+        _, model = world.hub.api("GET", f"/hub/api/users/{account}")
+        return not (model.get("servers") or {})
+
+    await asyncio.to_thread(wait_for, "the dedicated server stopped", stopped, 60)
+    status, after = world.rtc("GET", f"/sessions/{session['id']}")
+    assert status == 200 and after["state"] == "ended"
+
+
+def _safe_env(kernel_id: str) -> dict[str, str] | None:
+    try:
+        return kernel_env(kernel_id)
+    except LookupError:
+        return None
+
+
+# -- restarts ---------------------------------------------------------------------------
+
+
+async def test_restarting_the_server_and_the_service_loses_nothing(world: World) -> None:
+    client = await world.client(EDITOR)
+    client.type_into("free", "before-restart ")
+    client.close()
+    await asyncio.to_thread(wait_for, "the accepted edit saved",
+                            lambda: world.disk_sources()["free"].startswith("before-restart "))
+    _, before = world.rtc("GET", f"/sessions/{world.session_id}")
+    _, activity_before = world.rtc("GET", f"/sessions/{world.session_id}/activity")
+    # restart the shared server, and kill the service (JupyterHub restarts it)
+    assert world.hub.api("DELETE", f"/hub/api/users/{OWNER}/server")[0] in (202, 204)
+    for pid in processes_in(world.hub.workdir, "hub_rtc serve"):
+        os.kill(pid, signal.SIGKILL)
+    await asyncio.to_thread(start_server, world.hub, OWNER)
+
+    def back() -> Any:
+        status, session = world.rtc("GET", f"/sessions/{world.session_id}")
+        return session if status == 200 and session["hosting"]["state"] == "ready" else None
+
+    after = await asyncio.to_thread(wait_for, "service back and server announced", back, 90)
+    assert after["members"] == before["members"]
+    _, activity_after = world.rtc("GET", f"/sessions/{world.session_id}/activity")
+    assert len(activity_after["events"]) >= len(activity_before["events"])
+    client = await world.client(EDITOR)
+    try:
+        assert client.source("free").startswith("before-restart ")
+        client.type_into("free", "after-restart ")
+        await asyncio.to_thread(wait_for, "editing works again",
+                                lambda: world.disk_sources()["free"].startswith("after-restart "))
     finally:
         client.close()

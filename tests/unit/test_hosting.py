@@ -372,6 +372,7 @@ async def test_resume_after_a_restart_carries_on(hosted, directory) -> None:
     await hosted.hosting.resume()
     await _until_started(hosted, directory, s["server"]["user"])
     await announce(hosted, s["server"]["user"])
+    await hosted.hosting.settle()  # the start task sees the announcement and lets members in
     assert (await hosted.sessions.get(ALICE, s["id"]))["hosting"]["state"] == "ready"
 
 
