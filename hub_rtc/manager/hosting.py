@@ -199,9 +199,9 @@ class Hosting:
             row = await self.ctx.db.run(lambda db: Server.find(db, *server))
             if row is not None and in_current_run(row, await self.ctx.directory.server(*server)):
                 when = row.announced_at.strftime("%Y-%m-%d %H:%M:%S")
-                await self.ctx.db.run(lambda db: set_state(
-                    db, [session_id], "ready", f"hub_rtc {row.version} announced itself at {when} UTC",
-                    only=["starting"]))
+                message = f"hub_rtc {row.version} announced itself at {when} UTC"
+                await self.ctx.db.run(lambda db, m=message: set_state(  # type: ignore[misc]
+                    db, [session_id], "ready", m, only=["starting"]))
                 await self.shares.reconcile(server)
                 return True
             if asyncio.get_running_loop().time() >= deadline:
