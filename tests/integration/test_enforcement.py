@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from .yclient import YClient, open_session, refused_status
 
 pytestmark = pytest.mark.integration
 
-OWNER, EDITOR, VIEWER, ASSIGNEE, STRANGER = "olive", "ed", "vi", "ann", "non"
+OWNER, EDITOR, VIEWER, ASSIGNEE, STRANGER, BRIEF = "olive", "ed", "vi", "ann", "non", "tem"
 NOTEBOOK = "lab1/nb.ipynb"
 CELLS = ("free", "locked", "assigned")
 
@@ -45,7 +46,7 @@ class World:
         self.hub = hub
         self.home = home
         self.tokens = {name: hub.user_token(name) for name in
-                       (OWNER, EDITOR, VIEWER, ASSIGNEE, STRANGER)}
+                       (OWNER, EDITOR, VIEWER, ASSIGNEE, STRANGER, BRIEF)}
         self.session_id = ""
 
     def server(self, path: str, method: str = "GET", body: Any = None, user: str = OWNER,
@@ -208,6 +209,12 @@ async def test_awareness_shows_the_real_identity(world: World, clients: dict[str
     await watcher.until(lambda: cid in watcher.peers)
     shown = watcher.peers[cid]["user"]
     assert shown["name"] == EDITOR and shown["display_name"] != "Olive (really)"
+    # the server's own identity model says the same: persistent id, service display name
+    _, me = world.rtc("GET", "/identity", user=EDITOR)
+    status, model = world.server("api/me", user=EDITOR)
+    assert status == 200
+    assert model["identity"]["username"] == me["id"] and model["identity"]["color"] == me["color"]
+    assert shown["username"] == me["id"]
     # … and it cannot speak for another client id at all
     await editor.say({"user": {"name": "ghost"}}, client_id=cid + 1)
     await asyncio.sleep(0.5)
@@ -290,6 +297,28 @@ async def test_removing_a_member_closes_their_socket_at_once(world: World) -> No
         assert await refused_status(world.hub.url, OWNER, NOTEBOOK, world.tokens[ASSIGNEE]) == 403
     finally:
         client.close()
+
+
+async def test_an_expired_grant_closes_the_socket_without_anyone_acting(world: World) -> None:
+    until = datetime.now(UTC) + timedelta(seconds=6)
+    status, reply = world.rtc("PUT", f"/sessions/{world.session_id}/members/user/{BRIEF}",
+                              {"role": "editor", "expires_at": until.isoformat()})
+    assert status in (200, 201), reply
+    client = await asyncio.wait_for(_connect_when_shared(world, BRIEF), 20)
+    try:
+        code, _ = await asyncio.wait_for(client.closed, 30)  # the service's sweep notices
+        assert code == 4403 and datetime.now(UTC) >= until
+        assert await refused_status(world.hub.url, OWNER, NOTEBOOK, world.tokens[BRIEF]) == 403
+    finally:
+        client.close()
+
+
+async def _connect_when_shared(world: World, user: str) -> YClient:
+    while True:  # the share is made right after the grant; the hub may take a moment
+        try:
+            return await world.client(user)
+        except Exception:
+            await asyncio.sleep(0.3)
 
 
 # -- a dedicated session server ----------------------------------------------------------
