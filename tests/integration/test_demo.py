@@ -1,8 +1,13 @@
-"""`hub-rtc demo` as a newcomer runs it: it answers at the printed URL, and
-Ctrl-C stops the hub, the proxy and everything else it started."""
+"""`hub-rtc demo` as a newcomer runs it: it answers at the printed URL, its
+session is really hosted (a collaboration account's server with the hub_rtc
+extension, shared with the members), and Ctrl-C stops the hub, the proxy and
+everything else it started."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import re
 import signal
 import subprocess
@@ -13,17 +18,74 @@ from pathlib import Path
 
 import pytest
 
-from hub_rtc.localhub import free_port
+from hub_rtc.demo import LOCKED_CELL, NOTEBOOK, ROOT
+from hub_rtc.localhub import LocalHub, free_port
 
-from .conftest import processes_in
+from .yclient import YClient, refused_status
 
 pytestmark = pytest.mark.integration
 
 
-def test_demo_runs_answers_and_stops_cleanly(tmp_path: Path) -> None:
+def processes_below(folder: Path) -> list[int]:
+    """Pids of processes working in ``folder`` or below (the hub's, and the servers' in their homes)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+        except OSError:
+            continue
+        if cwd == folder or folder in cwd.parents:
+            found.append(int(pid))
+    return found
+
+
+def ops_token(workdir: Path) -> str:
+    """The demo hub's admin service token, from the config it wrote."""
+    config = (workdir / "jupyterhub_config.py").read_text()
+    found = re.search(r'"name": "ops", "api_token": \'(\w+)\'', config)
+    assert found, "no ops service token in the demo's jupyterhub_config.py"
+    return found.group(1)
+
+
+def check_the_session(workdir: Path, port: int, session_id: str, banner: str) -> None:
+    hub = LocalHub(workdir, port=port, ops_token=ops_token(workdir))  # a client of the running hub
+    status, session = hub.rtc("GET", f"/sessions/{session_id}")
+    assert status == 200, session
+    server = f"rtc-{session_id}"
+    assert session["host"] == "account" and session["server"]["user"] == server
+    assert session["hosting"]["state"] == "ready", session["hosting"]
+    assert f"{hub.url}{session['url']}/{NOTEBOOK}" in banner
+    assert (workdir / "home" / server / ROOT / NOTEBOOK).is_file()  # homes stay in the workdir
+
+    member, stranger = hub.user_token("cai"), hub.user_token("eve")  # cai: team bees, editor
+    notebook = f"/user/{server}/api/contents/{ROOT}/{NOTEBOOK}"
+    status, model = hub.api("GET", notebook, token=member)
+    assert status == 200, model
+    assert [c["id"] for c in model["content"]["cells"]][0] == LOCKED_CELL
+    assert hub.api("GET", notebook, token=stranger)[0] == 403
+    # the locked cell keeps members to the collaborative editor: no wholesale writes
+    assert hub.api("PUT", notebook, {"type": "notebook", "format": "json",
+                                     "content": model["content"]}, member)[0] == 403
+
+    async def rooms() -> None:
+        client = await YClient.connect(hub.url, server, f"{ROOT}/{NOTEBOOK}", member)
+        try:
+            before = client.source(LOCKED_CELL)
+            assert before.startswith("# Lab 1")
+            client.type_into(LOCKED_CELL, "cai was here ")
+            await client.until(lambda: client.source(LOCKED_CELL) == before)  # reverted
+        finally:
+            client.close()
+        assert await refused_status(hub.url, server, f"{ROOT}/{NOTEBOOK}", stranger) == 403
+
+    asyncio.run(rooms())
+
+
+def test_demo_runs_hosts_its_session_and_stops_cleanly(tmp_path: Path) -> None:
     workdir = tmp_path / "demo"
+    port = free_port()
     demo = subprocess.Popen(
-        [sys.executable, "-m", "hub_rtc", "demo", "--port", str(free_port()), "--workdir", str(workdir)],
+        [sys.executable, "-m", "hub_rtc", "demo", "--port", str(port), "--workdir", str(workdir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     lines: list[str] = []
@@ -37,15 +99,31 @@ def test_demo_runs_answers_and_stops_cleanly(tmp_path: Path) -> None:
         url = re.search(r"Log in at\s+(\S+)", banner)
         assert url, banner
         assert "students" in banner and "session" in banner
+        # progress of the hosting, as the service reports it, up to ready
+        states = re.findall(r"hosting: (\w+)", banner)
+        assert states[0] == "starting" and states[-1] == "ready", banner
+        session_id = re.search(r"\(id (\w+)\)", banner)
+        assert session_id, banner
         with urllib.request.urlopen(url.group(1)) as page:
             assert page.status == 200 and b"Sign in" in page.read()
-        assert processes_in(workdir)
+        check_the_session(workdir, port, session_id.group(1), banner)
+        assert processes_below(workdir)
     finally:
         demo.send_signal(signal.SIGINT)
         rest = demo.communicate(timeout=30)[0]  # drains and closes the pipe
     assert "Stopping the hub" in rest
     deadline = time.monotonic() + 10
-    while processes_in(workdir) and time.monotonic() < deadline:
+    while processes_below(workdir) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert processes_in(workdir) == [], "the demo left processes running"
+    left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in processes_below(workdir)}
+    assert left == {}, "the demo left processes running"
     assert demo.returncode == 0
+
+
+def test_the_demo_notebook_is_valid_and_has_its_locked_cell() -> None:
+    from hub_rtc.demo import notebook
+
+    nb = notebook()
+    ids = [c["id"] for c in nb["cells"]]
+    assert LOCKED_CELL in ids and len(set(ids)) == len(ids)
+    assert json.loads(json.dumps(nb)) == nb

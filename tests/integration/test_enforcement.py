@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
 
 from hub_rtc.localhub import REPO, LocalHub
 
@@ -221,6 +223,14 @@ async def test_awareness_shows_the_real_identity(world: World, clients: dict[str
     assert cid + 1 not in watcher.peers
 
 
+async def test_only_writers_can_force_a_save(world: World, clients: dict[str, YClient]) -> None:
+    await clients[VIEWER].save(7)
+    await clients[EDITOR].save(8)
+    await clients[EDITOR].until(lambda: any(r.get("responseTo") == 8 for r in clients[EDITOR].replies))
+    await asyncio.sleep(0.5)
+    assert not any(r.get("responseTo") == 7 for r in clients[VIEWER].replies)
+
+
 async def test_strangers_are_kept_out(world: World) -> None:
     token = world.tokens[STRANGER]
     assert await refused_status(world.hub.url, OWNER, NOTEBOOK, token) == 403
@@ -240,6 +250,7 @@ def test_members_stay_in_the_session_folder(world: World) -> None:
     status, _ = world.server(f"api/collaboration/timeline/{NOTEBOOK}?format=json&type=notebook",
                              user=VIEWER)
     assert status == 403
+    assert world.server("api/collaboration/fork/json:notebook:x", "PUT", {}, user=VIEWER)[0] == 403
     # terminals are closed to collaborators by default policy
     assert world.server("api/terminals", "POST", {}, user=EDITOR)[0] == 403
 
@@ -378,8 +389,18 @@ async def test_a_dedicated_session_server_is_guarded_too(world: World) -> None:
     status, started = on_account("api/sessions", "POST", kernel, user=EDITOR)
     assert status == 201, started
     _, me = world.rtc("GET", "/identity", user=EDITOR)
-    env = await asyncio.to_thread(wait_for, "the kernel process", lambda: _safe_env(started["kernel"]["id"]))
+    kernel_id = started["kernel"]["id"]
+    env = await asyncio.to_thread(wait_for, "the kernel process", lambda: _safe_env(kernel_id))
     assert env.get("JUPYTER_AUTH_ID") == me["id"]
+    # demoting the editor to viewer closes their kernel socket at once
+    channels = await room_socket_url(world, f"/user/{account}/api/kernels/{kernel_id}/channels", EDITOR)
+    started_at = time.monotonic()
+    assert world.rtc("PUT", f"/sessions/{session['id']}/members/user/{EDITOR}", {"role": "viewer"})[0] == 200
+    try:
+        await asyncio.wait_for(_drain(channels), 5)
+    finally:
+        channels.close()
+    assert channels.close_code == 4403 and time.monotonic() - started_at < 2
     # ending the session stops the dedicated server; the records stay
     assert world.rtc("DELETE", f"/sessions/{session['id']}")[0] in (200, 204)
 
@@ -390,6 +411,17 @@ async def test_a_dedicated_session_server_is_guarded_too(world: World) -> None:
     await asyncio.to_thread(wait_for, "the dedicated server stopped", stopped, 60)
     status, after = world.rtc("GET", f"/sessions/{session['id']}")
     assert status == 200 and after["state"] == "ended"
+
+
+async def room_socket_url(world: World, path: str, user: str) -> Any:
+    url = world.hub.url.replace("http", "ws", 1) + path
+    return await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {world.tokens[user]}"}))
+
+
+async def _drain(ws: Any) -> None:
+    """Read a websocket until it is closed (kernel sockets chatter: status, iopub)."""
+    while await ws.read_message() is not None:
+        pass
 
 
 def _safe_env(kernel_id: str) -> dict[str, str] | None:

@@ -11,7 +11,9 @@ from urllib.parse import quote
 from pycrdt import (
     Array,
     Awareness,
+    Decoder,
     Doc,
+    Encoder,
     Map,
     Text,
     YMessageType,
@@ -47,6 +49,7 @@ class YClient:
         self.closed: asyncio.Future[tuple[int | None, str | None]] = (
             asyncio.get_running_loop().create_future())
         self.peers: dict[int, Any] = {}  # awareness states seen, by client id
+        self.replies: list[dict[str, Any]] = []  # jupyter raw messages (save replies)
         self._incoming = False
         self.doc.observe(self._send_local)
         self._reader = asyncio.ensure_future(self._read())
@@ -90,6 +93,8 @@ class YClient:
             payload = read_message(message[1:])
             self.awareness.apply_awareness_update(payload, "remote")
             self.peers = dict(self.awareness.states)
+        elif message[0] == 2:  # jupyter-collaboration's raw JSON messages
+            self.replies.append(json.loads(Decoder(message[1:]).read_var_string()))
 
     # -- the notebook ----------------------------------------------------
 
@@ -131,14 +136,20 @@ class YClient:
         payload = _awareness_update(cid, clock, json.dumps(state))
         await self.ws.write_message(create_awareness_message(payload), binary=True)
 
+    async def save(self, request_id: int) -> None:
+        """Ask the room to save the document now (jupyter-collaboration's raw ``save``)."""
+        encoder = Encoder()
+        encoder.write_var_uint(2)
+        encoder.write_var_string("save")
+        encoder.write_var_uint(request_id)
+        await self.ws.write_message(encoder.to_bytes(), binary=True)
+
     def close(self) -> None:
         self.ws.close()
         self._reader.cancel()
 
 
 def _awareness_update(client_id: int, clock: int, state: str) -> bytes:
-    from pycrdt import Encoder
-
     encoder = Encoder()
     encoder.write_var_uint(1)
     encoder.write_var_uint(client_id)
