@@ -53,6 +53,12 @@ class Access:
             reason=str(data.get("reason") or ""),
         )
 
+    def relative(self, path: str) -> str:
+        """``path`` (from the server's root) as the session names it: below its root folder."""
+        if self.root and path.startswith(self.root + "/"):
+            return path[len(self.root) + 1:]
+        return path
+
     def rights(self) -> Rights:
         """What the CRDT guard enforces for this user's document updates."""
         return Rights(write=self.write, protected=self.protected, run=self.execute)

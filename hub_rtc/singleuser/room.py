@@ -198,5 +198,6 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         session_id = self._access.session_id
         if session_id is None or not self._is_document:
             return
+        # paths as the session names them, like its cell rules: below its root folder
         self.rtc.tally.add(session_id, hub_name(self.current_user), kind,
-                           self._doc_path or "", cell_id)
+                           self._access.relative(self._doc_path or ""), cell_id)

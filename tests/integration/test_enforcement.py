@@ -288,8 +288,9 @@ async def test_activity_names_editors_cells_and_refusals(world: World, clients: 
 
     def shows_both() -> bool:
         events = activity()
+        # paths as the session names them (below its root folder), like its cell rules
         return (any(e["user"] == EDITOR and e["kind"] == "edit" and e["cell_id"] == "free"
-                    for e in events)
+                    and e["path"] == "nb.ipynb" for e in events)
                 and any(e["user"] == VIEWER and e["kind"] == "refused" for e in events))
 
     await asyncio.to_thread(wait_for, "activity with edits and refusals", shows_both, 20)

@@ -110,6 +110,12 @@ def test_access_permits(access: Access, check: Target, allowed: bool) -> None:
     assert ok or why
 
 
+def test_paths_are_named_as_the_session_names_them() -> None:
+    assert EDITOR.relative("lab1/a.ipynb") == "a.ipynb"
+    assert EDITOR.relative("lab10/a.ipynb") == "lab10/a.ipynb"
+    assert Access(read=True).relative("x/a.ipynb") == "x/a.ipynb"
+
+
 def test_access_from_the_service_answer() -> None:
     answer = {"user": {"id": "u1", "name": "bea", "display_name": "Bea B", "initials": "BB",
                        "color": "#123456"},
