@@ -29,6 +29,8 @@ class Access:
     identity: dict[str, Any] = field(default_factory=dict)
     expose_identity: bool = False
     reason: str = ""
+    #: the hub user whose server this is (not a collaborator)
+    server_owner: bool = False
 
     @classmethod
     def none(cls, reason: str) -> Access:

@@ -9,6 +9,7 @@ terminals by role and policy.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from dataclasses import replace
 from typing import Any
 
 from jupyterhub.singleuser.extension import JupyterHubAuthorizer, JupyterHubIdentityProvider
@@ -40,7 +41,7 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
         name = hub_name(user)
         if gate.is_owner(name):
             if resource in ("kernels", "sessions") and action != "read":
-                KERNEL_STARTER.set(await gate.identity_of(name))
+                KERNEL_STARTER.set(replace(await gate.identity_of(name), server_owner=True))
             return True
         base = handler.base_url
         relative = handler.request.path[len(base):] if handler.request.path.startswith(base) else ""

@@ -393,6 +393,7 @@ async def test_a_dedicated_session_server_is_guarded_too(world: World) -> None:
     kernel_id = started["kernel"]["id"]
     env = await asyncio.to_thread(wait_for, "the kernel process", lambda: _safe_env(kernel_id))
     assert env.get("JUPYTER_AUTH_ID") == me["id"]
+    assert "JUPYTERHUB_API_TOKEN" not in env  # the server's own credentials stay out
     # demoting the editor to viewer closes their kernel socket at once
     channels = await room_socket_url(world, f"/user/{account}/api/kernels/{kernel_id}/channels", EDITOR)
     started_at = time.monotonic()

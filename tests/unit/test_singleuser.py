@@ -3,6 +3,7 @@ answer permits, the answer cache and the activity tally."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 from datetime import UTC, datetime
 
@@ -183,3 +184,22 @@ def test_tally_is_bounded() -> None:
     for i in range(5):
         tally.add("s1", "bea", "edit", "a", f"c{i}")
     assert len(tally) == 2 and tally.dropped == 3
+
+
+def test_kernel_environment_by_starter() -> None:
+    from hub_rtc.singleuser.auth import KERNEL_STARTER
+    from hub_rtc.singleuser.kernels import ENV_NAME, kernel_env
+
+    base = {"PATH": "/bin", "JUPYTERHUB_API_TOKEN": "secret", "JPY_API_TOKEN": "secret"}
+
+    def started_by(access: Access | None) -> dict[str, str] | None:
+        def run() -> dict[str, str] | None:  # a fresh context, as each request task has
+            KERNEL_STARTER.set(access)
+            return kernel_env(base)
+        return contextvars.copy_context().run(run)
+
+    assert started_by(None) is base  # nobody known: untouched
+    assert started_by(Access(read=True, execute=True, identity={"id": "u-1"}, expose_identity=True)
+                      ) == {"PATH": "/bin", ENV_NAME: "u-1"}
+    assert started_by(Access(read=True, execute=True, identity={"id": "u-1"})) == {"PATH": "/bin"}
+    assert started_by(Access(read=True, identity={"id": "o-1"}, server_owner=True)) == base
