@@ -81,6 +81,7 @@ class LocalHub:
             ops_token=self.ops_token,
             db_url=db_url,
             manage_hub_access=self.manage_hub_access,
+            home=str(self.workdir / "home"),
             extra=self.extra_config,
         )
 
@@ -115,6 +116,7 @@ class LocalHub:
 
     def stop(self, grace: float = 10) -> None:
         if not self.process or self.process.poll() is not None:
+            self._stop_leftovers()
             return
         pgid = os.getpgid(self.process.pid)
         os.killpg(pgid, signal.SIGTERM)
@@ -128,6 +130,20 @@ class LocalHub:
         except ProcessLookupError:
             pass
         self.process.wait()
+        self._stop_leftovers()
+
+    def _stop_leftovers(self, grace: float = 5) -> None:
+        """Single-user servers run in their own sessions, so the group kill misses
+        any the hub did not stop in time: find them by their home under workdir."""
+        pids = processes_under(self.workdir)
+        for pid in pids:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while pids and time.monotonic() < deadline:
+            time.sleep(0.1)
+            pids = [p for p in pids if Path(f"/proc/{p}").exists()]
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
 
     def api(self, method: str, path: str, body: Any = None, token: str | None = None,
             ) -> tuple[int, Any]:
@@ -160,6 +176,29 @@ class LocalHub:
         return str(reply["token"])
 
 
+def processes_under(folder: Path) -> list[int]:
+    """Pids of processes (not this one) whose working directory is ``folder`` or below it."""
+    root = str(folder.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd == root or cwd.startswith(root + "/"):
+            found.append(int(entry.name))
+    return found
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
 def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw) if raw else None
@@ -178,6 +217,8 @@ c.ConfigurableHTTPProxy.command = [{chp!r}]
 c.JupyterHub.authenticator_class = "dummy"   # any password: local use only
 c.Authenticator.allow_all = True
 c.JupyterHub.spawner_class = "simple"
+# every user's home (and so every server's working directory) inside the hub's folder
+c.SimpleLocalProcessSpawner.home_dir_template = {home!r} + "/{{username}}"
 c.Spawner.args = ["--allow-root"]
 c.Spawner.cmd = [{python!r}, "-m", "jupyterhub.singleuser"]
 c.JupyterHub.cleanup_servers = True

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from typing import Any
 
@@ -128,6 +129,7 @@ class HubRTCExtension(ExtensionApp):
             return
         self._check_takeover()
         self._check_auth()
+        self._stop_on_sigint(serverapp)
         self._tasks = [asyncio.ensure_future(self._flush_forever())]
         if self.gate.client is not None:
             self._tasks.append(asyncio.ensure_future(
@@ -147,6 +149,18 @@ class HubRTCExtension(ExtensionApp):
             self.log.critical("hub_rtc: %s; refusing to start", e)
             os._exit(3)
         self.log.info("hub_rtc %s: document rooms are guarded", __version__)
+
+    def _stop_on_sigint(self, serverapp: Any) -> None:
+        """Shut down cleanly on SIGINT, as on SIGTERM.
+
+        JupyterHub's local spawners stop servers with SIGINT, which
+        jupyter_server handles only on a terminal; otherwise the process dies
+        without running extension shutdown hooks, and the last activity
+        batch would be lost with it.
+        """
+        if sys.stdin is not None and sys.stdin.isatty():
+            return  # jupyter_server's own interactive handler asks for confirmation
+        signal.signal(signal.SIGINT, serverapp._signal_stop)
 
     def _check_auth(self) -> None:
         """Refuse to run if anything put back another Authorizer: shares would be full access."""
