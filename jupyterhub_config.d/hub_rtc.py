@@ -27,6 +27,7 @@
 #   own servers (`!user`): nobody can ask about, or speak for, another's server,
 # - $HUB_RTC_API_URL in every spawned server's environment: the service's
 #   API, reached directly rather than through the proxy,
+# - a post-auth hook refusing logins as collaboration accounts (rtc-<id>),
 # - `rtc-admin` (custom:rtc:admin) for c.Authenticator.admin_users,
 # - `rtc-instructor` (custom:rtc:activity:read) for the instructor groups
 #   named in c.RTCPolicy.instructor_groups.
@@ -164,3 +165,24 @@ c.JupyterHub.load_roles = roles
 environment = dict(_value(c.Spawner, "environment", {}))
 environment.setdefault("HUB_RTC_API_URL", f"{url.rstrip('/')}/services/{name}/api/v1")
 c.Spawner.environment = environment
+
+# Collaboration accounts (rtc-<id>) are hub users that only the service drives:
+# nobody may log in as one, whatever the authenticator says.  The prefix is
+# reserved: a person whose login name starts with it is refused too.
+from hub_rtc.manager.sessions import ACCOUNT_PREFIX  # noqa: E402
+
+_admin_post_auth_hook = _value(c.Authenticator, "post_auth_hook", None)
+
+
+def _refuse_account_logins(authenticator, handler, auth_model):
+    name = str((auth_model or {}).get("name", ""))
+    if name.startswith(ACCOUNT_PREFIX):
+        authenticator.log.warning("hub_rtc: refused a login as %s: names starting with %r are"
+                                  " collaboration accounts", name, ACCOUNT_PREFIX)
+        return None
+    if _admin_post_auth_hook is not None:
+        return _admin_post_auth_hook(authenticator, handler, auth_model)
+    return auth_model
+
+
+c.Authenticator.post_auth_hook = _refuse_account_logins

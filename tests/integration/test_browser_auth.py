@@ -48,3 +48,14 @@ def test_page_escapes_the_user_name(hub: LocalHub) -> None:
     s = browser_login(hub, name)
     html = s.get(f"{hub.url}/services/rtc/").text
     assert "<script>" not in html and "&lt;script&gt;eve" in html
+
+
+@pytest.mark.parametrize("name", ["rtc-0123456789ab", "rtc-anything"])
+def test_nobody_logs_in_as_a_collaboration_account(hub: LocalHub, name: str) -> None:
+    s = requests.Session()
+    s.get(f"{hub.url}/hub/login")
+    r = s.post(f"{hub.url}/hub/login", data={"username": name, "password": "any",
+                                             "_xsrf": s.cookies.get("_xsrf", path="/hub/")})
+    assert r.status_code == 403
+    assert hub.api("GET", f"/hub/api/users/{name}")[0] == 404
+    assert browser_login(hub, "carol").get(f"{hub.url}/services/rtc/api/v1/me").json()["name"] == "carol"
