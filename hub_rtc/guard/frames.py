@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from pycrdt import Doc, handle_sync_message
+
 __all__ = [
     "FrameError",
     "FrameKind",
@@ -178,3 +180,14 @@ def _raw_save_id(reader: Reader) -> int | None:
     if reader.var_string() != "save":
         return None
     return reader.var_uint()
+
+
+def client_receive_sync(message: bytes, doc: Doc) -> tuple[bytes | None, bool]:
+    """For a *client* replica: apply a SYNC frame from the room to ``doc``.
+
+    Returns the reply to send (the answer to the room's step 1, if any) and
+    whether this frame completed the initial sync (a step 2).  The test and
+    benchmark clients share it.
+    """
+    reply = handle_sync_message(message[1:], doc)
+    return reply, len(message) > 1 and message[1] == _STEP2

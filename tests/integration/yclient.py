@@ -17,15 +17,15 @@ from pycrdt import (
     Map,
     Text,
     YMessageType,
-    YSyncMessageType,
     create_awareness_message,
     create_sync_message,
     create_update_message,
-    handle_sync_message,
     read_message,
 )
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from hub_rtc.guard.frames import client_receive_sync
 
 
 async def open_session(hub_url: str, server: str, path: str, token: str) -> tuple[str, str]:
@@ -82,12 +82,12 @@ class YClient:
         if message[0] == YMessageType.SYNC:
             self._incoming = True
             try:
-                reply = handle_sync_message(message[1:], self.doc)
+                reply, synced = client_receive_sync(message, self.doc)
             finally:
                 self._incoming = False
             if reply is not None:
                 self.ws.write_message(reply, binary=True)
-            if message[1] == YSyncMessageType.SYNC_STEP2:
+            if synced:
                 self.synced.set()
         elif message[0] == YMessageType.AWARENESS:
             payload = read_message(message[1:])

@@ -142,3 +142,20 @@ def test_strings_are_measured_in_bytes() -> None:
     encoded = encode_var_string("Zoë ✓")
     assert encoded[0] == len("Zoë ✓".encode())
     assert Reader(encoded).var_string() == "Zoë ✓"
+
+
+def test_a_client_replica_receives_sync_frames() -> None:
+    from pycrdt import Doc, Text, create_sync_message, handle_sync_message
+
+    from hub_rtc.guard.frames import client_receive_sync
+
+    room, client = Doc(), Doc()
+    room["source"] = Text("hello")
+    step1 = create_sync_message(room)  # the room asks what the client has
+    reply, synced = client_receive_sync(step1, client)
+    assert reply is not None and not synced
+    step2 = handle_sync_message(create_sync_message(client)[1:], room)  # the room answers the client
+    assert step2 is not None
+    reply, synced = client_receive_sync(step2, client)
+    assert reply is None and synced
+    assert str(client.get("source", type=Text)) == "hello"
