@@ -69,9 +69,10 @@ class GuardedRoomHandler(YDocWebSocketHandler):
     def initialize(self, hub_rtc: Any) -> None:  # type: ignore[override]
         self.rtc = hub_rtc
         super().initialize(**hub_rtc.room_handler_kwargs())
-        self._access: Access = Access.none("not checked yet")
-        self._pin = AwarenessPin()
         self._doc_path: str | None = None
+        self._name = ""
+        self._set_access(Access.none("not checked yet"))
+        self._pin = AwarenessPin()
         self._watch_key: int | None = None
         self._refusals: list[float] = []
 
@@ -86,10 +87,17 @@ class GuardedRoomHandler(YDocWebSocketHandler):
             raise web.HTTPError(403, "hub_rtc: sign in to open this document")
         room_id = self.path_args[0] if self.path_args else self.request.path.rsplit("/", 1)[-1]
         self._doc_path = room_path(self.settings, room_id)
-        self._access = await self._decide()
+        self._set_access(await self._decide())
+        self._name = hub_name(user)
         if not self._access.read:
             raise web.HTTPError(403, f"hub_rtc: {self._access.reason or 'not a member'}")
         await super().prepare()
+
+    def _set_access(self, access: Access) -> None:
+        """Keep what every message needs ready, rather than derive it per keystroke."""
+        self._access = access
+        self._rights = access.rights()
+        self._session_path = access.relative(self._doc_path or "")
 
     async def _decide(self, fresh: bool = False) -> Access:
         name = hub_name(self.current_user)
@@ -121,7 +129,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
             self.log.info("hub_rtc: closing %s's room socket: %s", hub_name(self.current_user),
                           fresh.reason)
             self.close(4403, "hub_rtc: access withdrawn")
-        self._access = fresh
+        self._set_access(fresh)
 
     def on_close(self) -> None:
         if self._watch_key is not None:
@@ -155,7 +163,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
 
     def _guard_update(self, kind: FrameKind, message: bytes) -> bytes | None:
         guard = self.rtc.guards.for_room(self.room)
-        verdict = guard.check(frames.sync_payload(message), self._access.rights())
+        verdict = guard.check(frames.sync_payload(message), self._rights)
         self._attribute(verdict)
         if verdict.pending:
             # Cannot be checked, so cannot be let in; the client resyncs on reconnect.
@@ -199,5 +207,4 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         if session_id is None or not self._is_document:
             return
         # paths as the session names them, like its cell rules: below its root folder
-        self.rtc.tally.add(session_id, hub_name(self.current_user), kind,
-                           self._access.relative(self._doc_path or ""), cell_id)
+        self.rtc.tally.add(session_id, self._name, kind, self._session_path, cell_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,21 @@ Key = tuple[str, str, str, str, str, str]  # session, user, kind, path, cell, mi
 def _minute(now: datetime | None = None) -> str:
     now = now or datetime.now(UTC)
     return now.replace(second=0, microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+class _MinuteClock:
+    """The current minute as the service's string, formatted once per second at most:
+    a count is taken per keystroke, and formatting dates is most of its cost."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._label = ""
+
+    def now(self) -> str:
+        second = int(time.time())
+        if second != self._second:
+            self._second, self._label = second, _minute()
+        return self._label
 
 
 class Tally:
@@ -25,11 +41,12 @@ class Tally:
     def __init__(self, max_keys: int = 50_000) -> None:
         self.max_keys = max_keys
         self._counts: Counter[Key] = Counter()
+        self._clock = _MinuteClock()
         self.dropped = 0
 
     def add(self, session_id: str, user: str, kind: str, path: str = "",
             cell_id: str | None = None, count: int = 1, now: datetime | None = None) -> None:
-        key = (session_id, user, kind, path, cell_id or "", _minute(now))
+        key = (session_id, user, kind, path, cell_id or "", _minute(now) if now else self._clock.now())
         if key not in self._counts and len(self._counts) >= self.max_keys:
             self.dropped += count  # the service is unreachable for long: bound the memory
             return
