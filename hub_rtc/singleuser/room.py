@@ -145,8 +145,12 @@ class GuardedRoomHandler(YDocWebSocketHandler):
             message = message.encode()
         try:
             kind = frames.classify(message)
-        except FrameError:
-            self._refuse_frame("malformed message")
+        except FrameError as e:
+            if message[:1] == b"\x00":
+                # a document update nobody can read: this client has lost the thread
+                self._refuse_frame(f"malformed sync message ({e})")
+            else:  # other message types the stock room would ignore too
+                self.log.debug("hub_rtc: dropped an unknown message: %s", e)
             return None
         if kind in (FrameKind.SYNC_STEP2, FrameKind.SYNC_UPDATE) and self._is_document:
             message = self._guard_update(kind, message)

@@ -231,6 +231,19 @@ async def test_only_writers_can_force_a_save(world: World, clients: dict[str, YC
     assert not any(r.get("responseTo") == 7 for r in clients[VIEWER].replies)
 
 
+async def test_unknown_messages_are_dropped_and_garbage_updates_close(world: World) -> None:
+    client = await world.client(EDITOR)
+    try:
+        await client.ws.write_message(b"\x03", binary=True)  # y-websocket's query-awareness
+        client.type_into("free", "still-here ")
+        await client.until(lambda: world.disk_sources()["free"].startswith("still-here "))
+        await client.ws.write_message(b"\x00\x02\xff\xff", binary=True)  # a truncated update
+        code, _ = await asyncio.wait_for(client.closed, 5)
+        assert code == 4400
+    finally:
+        client.close()
+
+
 async def test_strangers_are_kept_out(world: World) -> None:
     token = world.tokens[STRANGER]
     assert await refused_status(world.hub.url, OWNER, NOTEBOOK, token) == 403
