@@ -138,15 +138,8 @@ def _ensure(db: Session, name: str, created: object, renamed_from: str | None) -
 
 def _teams_if_known(db: Session, name: str) -> frozenset[str] | None:
     """Team names of user ``name`` (one query), or None if the service never saw them."""
-    rows = db.execute(
-        select(User.id, Team.name)
-        .outerjoin(TeamMember, TeamMember.user_id == User.id)
-        .outerjoin(Team, Team.id == TeamMember.team_id)
-        .where(User.name == name)
-    ).all()
-    if not rows:
-        return None
-    return frozenset(team for _, team in rows if team is not None)
+    found = person_in(db, name)
+    return None if found is None else found[1]
 
 
 def person_in(db: Session, name: str) -> tuple[User, frozenset[str]] | None:

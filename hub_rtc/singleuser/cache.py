@@ -42,8 +42,5 @@ class AccessCache:
             if session_id is None or access.session_id in (session_id, None):
                 del self._entries[key]
 
-    def clear(self) -> None:
-        self._entries.clear()
-
     def __len__(self) -> int:
         return len(self._entries)

@@ -72,9 +72,6 @@ class Gate:
     def unwatch(self, key: int) -> None:
         self._live.pop(key, None)
 
-    def watching(self) -> int:
-        return len(self._live)
-
     async def invalidate(self, session_id: str | None, users: Iterable[str] | None) -> int:
         """Forget cached answers and re-check the affected live sockets now.
 

@@ -57,9 +57,6 @@ class RoomGuards:
         if found is not None:
             found[0].reset(room.ydoc.get_update())
 
-    def __len__(self) -> int:
-        return len(self._guards)
-
 
 class GuardedRoomHandler(YDocWebSocketHandler):
     """``/api/collaboration/room/<room id>``, taken over from jupyter_server_ydoc."""

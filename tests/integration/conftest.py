@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -41,8 +43,10 @@ def processes_in(folder: Path, needle: str = "") -> list[int]:
     return found
 
 
-def start_hub(workdir: Path, extra: str = "", db_url: str | None = None) -> LocalHub:
-    hub = LocalHub(workdir, extra_config=BASE_CONFIG + extra, db_url=db_url)
+def start_hub(workdir: Path, extra: str = "", db_url: str | None = None,
+              manage_hub_access: bool = False) -> LocalHub:
+    hub = LocalHub(workdir, extra_config=BASE_CONFIG + extra, db_url=db_url,
+                   manage_hub_access=manage_hub_access)
     try:
         hub.start()
     except Exception:
@@ -50,6 +54,44 @@ def start_hub(workdir: Path, extra: str = "", db_url: str | None = None) -> Loca
         print((workdir / "hub.log").read_text()[-5000:])
         raise
     return hub
+
+
+def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 30) -> Any:
+    """Poll ``predicate`` until it returns something true; that value, or TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise TimeoutError(f"waited {timeout} s for {what}")
+
+
+def start_server(hub: LocalHub, user: str, timeout: float = 60) -> None:
+    """Start ``user``'s default server through the hub, waiting out a stop still in progress."""
+
+    def ready() -> bool:
+        _, model = hub.api("GET", f"/hub/api/users/{user}")
+        server = (model.get("servers") or {}).get("")
+        if not server:
+            hub.api("POST", f"/hub/api/users/{user}/server")  # 400 while a stop is pending
+        return bool(server and server.get("ready"))
+
+    wait_for(f"{user}'s server", ready, timeout)
+
+
+def process_environ(match: Callable[[str, dict[str, str]], bool]) -> dict[str, str] | None:
+    """The environment of the first process whose (command line, environment) ``match``."""
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        env = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+        if match(cmdline, env):
+            return env
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from tornado.websocket import websocket_connect
 
 from hub_rtc.localhub import REPO, LocalHub
 
-from .conftest import processes_in, start_hub
+from .conftest import process_environ, processes_in, start_hub, start_server, wait_for
 from .yclient import YClient, open_session, refused_status
 
 pytestmark = pytest.mark.integration
@@ -79,38 +79,12 @@ class World:
         return out
 
 
-def start_server(hub: LocalHub, user: str, timeout: float = 60) -> None:
-    """Start ``user``'s server, waiting out a stop still in progress."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _, model = hub.api("GET", f"/hub/api/users/{user}")
-        server = (model.get("servers") or {}).get("")
-        if server and server.get("ready"):
-            return
-        if not server:
-            hub.api("POST", f"/hub/api/users/{user}/server")  # 400 while a stop is pending
-        time.sleep(0.3)
-    raise TimeoutError(f"{user}'s server did not start")
-
-
-def wait_for(what: str, predicate: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise TimeoutError(what)
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("enforce")
     home = workdir / "home"
-    hub = start_hub(workdir, extra=(
-        f"c.SimpleLocalProcessSpawner.home_dir_template = {str(home)!r} + '/{{username}}'\n"
+    hub = start_hub(workdir, manage_hub_access=True, extra=(
         "c.YDocExtension.document_save_delay = 0.2\n"
-        "c.RTCService.manage_hub_access = True\n"
         "c.RTCPolicy.expose_identity_to_kernels = True\n"
     ))
     try:
@@ -358,17 +332,6 @@ def hosted(world: World, session_id: str) -> dict[str, Any]:
     return dict(wait_for("the dedicated server announced itself", ready, 90))
 
 
-def kernel_env(kernel_id: str) -> dict[str, str]:
-    for pid in [p.name for p in Path("/proc").iterdir() if p.name.isdigit()]:
-        try:
-            if kernel_id in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace"):
-                raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-                return dict(e.decode().split("=", 1) for e in raw if b"=" in e)
-        except OSError:
-            continue
-    raise LookupError(f"no process for kernel {kernel_id}")
-
-
 async def test_a_dedicated_session_server_is_guarded_too(world: World) -> None:
     members = [{"user": EDITOR, "role": "editor"}, {"user": VIEWER, "role": "viewer"}]
     status, session = world.rtc("POST", "/sessions", {"title": "Group work", "host": "account",
@@ -404,7 +367,7 @@ async def test_a_dedicated_session_server_is_guarded_too(world: World) -> None:
     assert status == 201, started
     _, me = world.rtc("GET", "/identity", user=EDITOR)
     kernel_id = started["kernel"]["id"]
-    env = await asyncio.to_thread(wait_for, "the kernel process", lambda: _safe_env(kernel_id))
+    env = await asyncio.to_thread(wait_for, "the kernel process", lambda: kernel_env(kernel_id))
     assert env.get("JUPYTER_AUTH_ID") == me["id"]
     assert "JUPYTERHUB_API_TOKEN" not in env  # the server's own credentials stay out
     # demoting the editor to viewer closes their kernel socket at once
@@ -439,11 +402,8 @@ async def _drain(ws: Any) -> None:
         pass
 
 
-def _safe_env(kernel_id: str) -> dict[str, str] | None:
-    try:
-        return kernel_env(kernel_id)
-    except LookupError:
-        return None
+def kernel_env(kernel_id: str) -> dict[str, str] | None:
+    return process_environ(lambda cmdline, _: kernel_id in cmdline)
 
 
 # -- restarts ---------------------------------------------------------------------------

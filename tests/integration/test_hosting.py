@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,7 +23,8 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from hub_rtc import __version__
 from hub_rtc.localhub import LocalHub
 
-from .conftest import BASE_CONFIG, Tokens
+from .conftest import Tokens, process_environ, start_hub, wait_for
+from .conftest import start_server as conftest_start_server
 from .test_api import conforms, ok, refused
 
 pytestmark = pytest.mark.integration
@@ -48,14 +47,7 @@ c.Spawner.environment = {{"JUPYTER_CONFIG_DIR": str(_no_extension)}}
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
     """A hub whose service hosts sessions (shares, collaboration accounts)."""
-    workdir = tmp_path_factory.mktemp("hosting")
-    hub = LocalHub(workdir, extra_config=BASE_CONFIG + HOSTING, manage_hub_access=True)
-    try:
-        hub.start()
-    except Exception:
-        hub.stop()
-        print((workdir / "hub.log").read_text()[-5000:])
-        raise
+    hub = start_hub(tmp_path_factory.mktemp("hosting"), HOSTING, manage_hub_access=True)
     yield hub
     hub.stop()
 
@@ -65,33 +57,16 @@ def tokens(hub: LocalHub) -> Tokens:
     return Tokens(hub)
 
 
-def until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"waited {timeout} s for {what}")
-
-
 def server_env(user: str) -> dict[str, str]:
     """The environment of ``user``'s running single-user server process."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            raw = Path(f"/proc/{pid}/environ").read_bytes()
-        except OSError:
-            continue
-        env = dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
-        if env.get("JUPYTERHUB_USER") == user and "JUPYTERHUB_API_TOKEN" in env:
-            return env
-    raise AssertionError(f"no server process of {user}")
+    env = process_environ(lambda _, e: e.get("JUPYTERHUB_USER") == user and "JUPYTERHUB_API_TOKEN" in e)
+    assert env is not None, f"no server process of {user}"
+    return env
 
 
 def start_server(hub: LocalHub, user: str) -> dict[str, str]:
     """Start ``user``'s default server through the hub; returns its environment."""
-    hub.api("POST", f"/hub/api/users/{user}/server")
-    until(lambda: _server(hub, user).get("ready"), 60, f"{user}'s server")
+    conftest_start_server(hub, user)
     return server_env(user)
 
 
@@ -180,7 +155,7 @@ async def test_owner_host_lets_members_in_only_through_an_announced_server(hub, 
 
     # alice stops her server: the sweep withdraws the shares at once
     hub.api("DELETE", "/hub/api/users/alice/server")
-    until(lambda: session(hub, s["id"])["hosting"]["state"] == "waiting", 10, "shares withdrawn")
+    wait_for("shares withdrawn", lambda: session(hub, s["id"])["hosting"]["state"] == "waiting", 10)
     assert hub_shares(hub, "alice") == set()
     ws.close()
 
@@ -191,8 +166,9 @@ async def test_collaboration_account_is_created_started_shared_and_stopped(hub, 
         {"user": "carol", "role": "runner"}]}, alice), 201)
     account = s["server"]["user"]
     assert s["hosting"]["state"] == "starting" and account == f"rtc-{s['id']}"
-    failed = until(lambda: (h := session(hub, s["id"])["hosting"])["state"] == "failed" and h,
-                   60 + ANNOUNCE_TIMEOUT, "the announcement to time out")
+    failed = wait_for("the announcement to time out",
+                      lambda: (h := session(hub, s["id"])["hosting"])["state"] == "failed" and h,
+                      60 + ANNOUNCE_TIMEOUT)
     assert f"did not announce itself within {ANNOUNCE_TIMEOUT} s" in failed["message"]
     assert _server(hub, account).get("ready")  # the hub user exists and its server runs
     assert hub_shares(hub, account) == set()  # but nobody was let in
@@ -217,7 +193,7 @@ async def test_collaboration_account_is_created_started_shared_and_stopped(hub, 
                                       "reason": "session ended"}
     assert session(hub, s["id"])["hosting"]["state"] == "stopped"
     assert hub_shares(hub, account) == set()
-    until(lambda: not _server(hub, account), 30, f"{account}'s server to stop")
+    wait_for(f"{account}'s server to stop", lambda: not _server(hub, account), 30)
     assert hub.api("GET", f"/hub/api/users/{account}")[0] == 200  # the account stays
     ws.close()
 
