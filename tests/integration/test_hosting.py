@@ -11,6 +11,7 @@ test_enforcement.py.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -96,6 +97,15 @@ async def events(url: str, token: str, **query: str) -> WebSocketClientConnectio
     return await websocket_connect(HTTPRequest(ws_url, headers={"Authorization": f"token {token}"}))
 
 
+async def shut(ws: WebSocketClientConnection) -> None:
+    """Close and wait for the closing handshake, so no socket outlives the test's loop."""
+    ws.close()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(5):
+            while await ws.read_message() is not None:
+                pass
+
+
 async def next_message(ws: WebSocketClientConnection, timeout: float = 1.0) -> dict[str, Any]:
     raw = await asyncio.wait_for(ws.read_message(), timeout)
     assert raw is not None, "the events channel closed"
@@ -157,7 +167,7 @@ async def test_owner_host_lets_members_in_only_through_an_announced_server(hub, 
     hub.api("DELETE", "/hub/api/users/alice/server")
     wait_for("shares withdrawn", lambda: session(hub, s["id"])["hosting"]["state"] == "waiting", 10)
     assert hub_shares(hub, "alice") == set()
-    ws.close()
+    await shut(ws)
 
 
 async def test_collaboration_account_is_created_started_shared_and_stopped(hub, tokens) -> None:
@@ -195,7 +205,7 @@ async def test_collaboration_account_is_created_started_shared_and_stopped(hub, 
     assert hub_shares(hub, account) == set()
     wait_for(f"{account}'s server to stop", lambda: not _server(hub, account), 30)
     assert hub.api("GET", f"/hub/api/users/{account}")[0] == 200  # the account stays
-    ws.close()
+    await shut(ws)
 
 
 async def test_admins_list_servers_and_speak_for_one(hub, tokens) -> None:
@@ -211,10 +221,10 @@ async def test_admins_list_servers_and_speak_for_one(hub, tokens) -> None:
     assert answer["session"] is None and not answer["read"]
     ws = await events(hub.service_url, hub.ops_token, server_user="dave")
     assert (await next_message(ws))["type"] == "hello"
-    ws.close()
+    await shut(ws)
     ws = await events(hub.service_url, bob)  # bob's own token: his own (empty) server
     assert await next_message(ws) == {"type": "hello", "sessions": []}
-    ws.close()
+    await shut(ws)
     no_scope = hub.user_token("bob", scopes=["access:services!service=rtc", "custom:rtc:sessions"])
     for token, query in ((no_scope, {}), (bob, {"server_user": "dave"}), ("not-a-token", {})):
         with pytest.raises(HTTPClientError) as refusal:

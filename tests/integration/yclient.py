@@ -146,6 +146,11 @@ class YClient:
 
     def close(self) -> None:
         self.ws.close()
+        # Release the socket now rather than after the closing handshake: the
+        # test's event loop may be gone by then, leaving it to the GC (a warning).
+        stream = getattr(self.ws.protocol, "stream", None)
+        if stream is not None:
+            stream.close()
         self._reader.cancel()
 
 
