@@ -113,6 +113,10 @@ def test_dropin_keeps_the_admins_config_and_hands_policy_over() -> None:
     # a server's token gets only what its user holds: each user, for their own servers
     assert {"custom:rtc:authorize!user", "custom:rtc:activity:write!user"} <= set(roles["user"]["scopes"])
     assert c.Spawner.environment["HUB_RTC_API_URL"] == "http://127.0.0.1:10101/services/rtc/api/v1"
+    # servers believe the on-behalf header from this service alone; the relay reaches
+    # them through the proxy (JupyterHub's default address here)
+    assert c.Spawner.environment["HUB_RTC_SERVICE_NAME"] == "rtc"
+    assert handover["RTCService"]["upstream_url"] == "http://127.0.0.1:8000"
     assert "custom:rtc:admin" in c.JupyterHub.custom_scopes
 
 
@@ -129,7 +133,8 @@ def test_dropin_without_hosting_keeps_the_service_to_look_ups() -> None:
     assert set(roles["server"]["scopes"]) == {"read:users:name!user", "access:services!service=rtc",
                                               "custom:rtc:authorize!server",
                                               "custom:rtc:activity:write!server"}
-    assert c.Spawner.environment == {"KEEP": "me", "HUB_RTC_API_URL": "http://rtc.internal/api"}
+    assert c.Spawner.environment == {"KEEP": "me", "HUB_RTC_API_URL": "http://rtc.internal/api",
+                                     "HUB_RTC_SERVICE_NAME": "rtc"}
 
 
 def test_service_reads_the_handover(monkeypatch, tmp_path) -> None:
