@@ -9,6 +9,10 @@ SCOPE_ACTIVITY_READ = "custom:rtc:activity:read"
 SCOPE_ACTIVITY_WRITE = "custom:rtc:activity:write"
 SCOPE_AUTHORIZE = "custom:rtc:authorize"
 SCOPE_ADMIN = "custom:rtc:admin"
+#: read the live documents of sessions you are a member of
+SCOPE_DOCUMENTS_READ = "custom:rtc:documents:read"
+#: change them (the hub expands it to include SCOPE_DOCUMENTS_READ)
+SCOPE_DOCUMENTS_WRITE = "custom:rtc:documents:write"
 
 
 @dataclass(frozen=True)

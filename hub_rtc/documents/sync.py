@@ -1,0 +1,145 @@
+"""A y-sync client for one collaboration room, for requests that read or change a
+document once and leave.
+
+The protocol part is sans-IO: :meth:`DocumentClient.receive` takes one frame from
+the room and returns the frames to answer with.  The async methods drive it over
+any :class:`RoomChannel` (the service's upstream websocket, or an in-memory pair in
+the tests)::
+
+    client = DocumentClient(channel)
+    await client.sync()                      # answer the room's step 1, apply its step 2
+    notebook = notebook_json(client.doc)
+    outcome = await client.apply(lambda doc: replace_source(doc, "intro", "# Hi\\n"))
+    if not outcome.held: ...                 # the room refused and reverted it
+
+How a change is confirmed: after sending the update the client sends a sync step 1
+and waits for the room's step 2.  The room handles one connection's messages in
+order, so that answer is computed after the update was applied, and carries the
+room's revert if it refused the change (the guarded room undoes a refused update
+by broadcasting a revert to every client, the sender included).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pycrdt import (
+    Doc,
+    YMessageType,
+    YSyncMessageType,
+    create_sync_message,
+    create_update_message,
+    handle_sync_message,
+)
+
+from .notebook import Change, DocumentError
+
+__all__ = ["DocumentClient", "NoAnswer", "Outcome", "RoomChannel", "RoomGone"]
+
+
+class RoomChannel(Protocol):
+    """One websocket-like connection to a room: whole binary frames both ways."""
+
+    async def send(self, message: bytes) -> None: ...
+
+    async def recv(self) -> bytes | None:
+        """The next frame; None once the connection is closed."""
+
+
+class RoomGone(DocumentError):
+    """The room closed the connection, or sent something unreadable."""
+
+
+class NoAnswer(DocumentError):
+    """The room did not answer in time."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one change: ``held`` is False if the room reverted it."""
+
+    held: bool
+    change: Change
+
+
+class DocumentClient:
+    """A replica of one room's document, in step with the room, one change at a time."""
+
+    def __init__(self, channel: RoomChannel, *, timeout: float = 10.0) -> None:
+        self.channel = channel
+        self.timeout = timeout
+        self.doc: Doc = Doc()
+        self._answers = 0  # sync step 2 frames received from the room
+        self._incoming = False
+        self._remote_deletions: list[bytes] = []
+        self._subscription = self.doc.observe(self._on_transaction)
+
+    # -- sans-IO ---------------------------------------------------------
+
+    def hello(self) -> bytes:
+        """Sync step 1: our state vector, asking the room for what we lack."""
+        return create_sync_message(self.doc)
+
+    def receive(self, message: bytes) -> list[bytes]:
+        """Take one frame from the room; the frames to send back.
+
+        Sync frames are applied (a step 1 is answered with our step 2); awareness
+        and jupyter's raw messages are not this client's business.
+        """
+        if len(message) < 2 or message[0] != YMessageType.SYNC:
+            return []
+        self._incoming = True
+        try:
+            reply = handle_sync_message(message[1:], self.doc)
+        except Exception as e:  # pycrdt raises plain exceptions on malformed input
+            raise RoomGone(f"the room sent an unreadable sync message ({e})") from None
+        finally:
+            self._incoming = False
+        if message[1] == YSyncMessageType.SYNC_STEP2:
+            self._answers += 1
+        return [reply] if reply else []
+
+    def _on_transaction(self, event: Any) -> None:
+        # a TransactionEvent; its delete_set (encoded) is missing from pycrdt's stubs
+        if self._incoming:
+            self._remote_deletions.append(event.delete_set)
+
+    # -- driving the channel -------------------------------------------------
+
+    async def sync(self) -> None:
+        """Catch up with the room: send step 1 and apply everything until its step 2."""
+        wanted = self._answers + 1
+        await self.channel.send(self.hello())
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        while self._answers < wanted:
+            message = await self._next(deadline)
+            for reply in self.receive(message):
+                await self.channel.send(reply)
+
+    async def _next(self, deadline: float) -> bytes:
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            message = await asyncio.wait_for(self.channel.recv(), max(left, 0.001))
+        except TimeoutError:
+            raise NoAnswer(f"the room did not answer within {self.timeout:g} s") from None
+        if message is None:
+            raise RoomGone("the room closed the connection")
+        return message
+
+    async def apply(self, edit: Callable[[Doc], Change]) -> Outcome:
+        """Make ``edit`` on the replica, send it, and wait for the room's verdict."""
+        change = edit(self.doc)
+        if change.empty:
+            return Outcome(True, change)
+        self._remote_deletions.clear()
+        await self.channel.send(create_update_message(change.update))
+        await self.sync()
+        return Outcome(not change.undone(self._remote_deletions, self.doc), change)
+
+    def forget(self) -> None:
+        """Stop observing the replica (the client is done)."""
+        self.doc.unobserve(self._subscription)
+

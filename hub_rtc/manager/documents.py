@@ -1,0 +1,221 @@
+"""Documents of a session, read and changed through the shared server's room.
+
+Every request checks here first what the room would check (the token's scope,
+then the same decision the room enforces: role, locked and assigned cells), so a
+refusal costs no connection and sends nothing.  Then it opens the notebook's
+room *as the token's user* (the opener asserts that user to the shared server),
+syncs a replica, and applies one change.  The room still enforces and attributes
+the edit to that user; if it reverts the change anyway, the request fails.
+
+The opener is a parameter: the web layer passes one over its upstream client,
+the tests an in-memory room.  Nothing here speaks HTTP.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..decision import Resource
+from ..documents import (
+    BadEdit,
+    CellNotFound,
+    Change,
+    DocumentClient,
+    DocumentError,
+    NoAnswer,
+    RoomChannel,
+    append_source,
+    cell_json,
+    delete_cell,
+    find_cell,
+    insert_cell,
+    notebook_json,
+    replace_source,
+)
+from ..records import RTCSession
+from .actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE, Actor
+from .decisions import Decisions
+from .directory import HostingError, ServerKey
+from .errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from .hosting import server_label
+from .sessions import Sessions
+from .validate import folder
+
+log = logging.getLogger("hub_rtc.documents")
+
+#: hosting states in which the session's server cannot be serving its rooms
+NOT_SERVING = {
+    "starting": "its server is still starting; try again in a moment",
+    "waiting": "its server is not running with the hub_rtc extension announced; start it and try again",
+    "failed": "its server could not be set up (see the session's hosting message)",
+    "stopped": "its server was stopped",
+}
+
+
+class OpenRoom(RoomChannel, Protocol):
+    def close(self) -> Any: ...
+
+
+#: opens the room of a notebook: (server, path on the server, hub user to act as).
+#: Raises :class:`~hub_rtc.manager.errors.RTCError` (403, 404, 503 …) if it cannot.
+RoomOpener = Callable[[ServerKey, str, str], Awaitable[OpenRoom]]
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where one notebook of a session lives."""
+
+    session_id: str
+    server: ServerKey
+    #: relative to the session's folder, as cell rules and the API name it
+    path: str
+    #: relative to the server's root, as its room names it
+    server_path: str
+
+
+class Documents:
+    def __init__(self, sessions: Sessions, decisions: Decisions, timeout: float = 15.0) -> None:
+        self.sessions = sessions
+        self.decisions = decisions
+        self.db = sessions.ctx.db
+        #: how long the room may take to answer one step
+        self.timeout = timeout
+
+    # -- the operations ------------------------------------------------------
+
+    async def read(self, actor: Actor, session_id: str, path: str, rooms: RoomOpener) -> dict[str, Any]:
+        """The live notebook as nbformat JSON."""
+        if not (actor.has(SCOPE_DOCUMENTS_READ) or actor.has(SCOPE_DOCUMENTS_WRITE)):
+            raise Forbidden(f"reading documents needs the {SCOPE_DOCUMENTS_READ} scope")
+        place = await self._place(actor, session_id, path, "read", None)
+        async with self._replica(actor, place, rooms) as client:
+            return notebook_json(client.doc)
+
+    async def replace_source(self, actor: Actor, session_id: str, path: str, cell_id: str,
+                             source: str, rooms: RoomOpener) -> dict[str, Any]:
+        return await self._edit(actor, session_id, path, cell_id, rooms,
+                                lambda doc: replace_source(doc, cell_id, source))
+
+    async def append_source(self, actor: Actor, session_id: str, path: str, cell_id: str,
+                            text: str, rooms: RoomOpener) -> dict[str, Any]:
+        return await self._edit(actor, session_id, path, cell_id, rooms,
+                                lambda doc: append_source(doc, cell_id, text))
+
+    async def insert_cell(self, actor: Actor, session_id: str, path: str, body: dict[str, Any],
+                          rooms: RoomOpener) -> dict[str, Any]:
+        """Insert a cell (``index``, ``cell_type``, ``source`` from ``body``); returns it with its id."""
+        index, kind, source = body.get("index"), body.get("cell_type", "code"), body.get("source", "")
+        return await self._edit(actor, session_id, path, None, rooms,
+                                lambda doc: insert_cell(doc, index, kind, source))
+
+    async def delete_cell(self, actor: Actor, session_id: str, path: str, cell_id: str,
+                          rooms: RoomOpener) -> None:
+        await self._edit(actor, session_id, path, cell_id, rooms,
+                         lambda doc: delete_cell(doc, cell_id))
+
+    # -- checks before anything is sent ---------------------------------------
+
+    async def _place(self, actor: Actor, session_id: str, path: str, action: str,
+                     cell_id: str | None) -> Place:
+        place = await self._locate(actor, session_id, path)
+        decision = await self.decisions.authorize(
+            actor, actor, action, Resource(session_id, place.path, cell_id))
+        if not decision.allowed:
+            raise Forbidden(f"{actor.name} may not {action} {_what(place.path, cell_id)}: "
+                            f"{decision.reason}")
+        return place
+
+    async def _locate(self, actor: Actor, session_id: str, path: str) -> Place:
+        clean = folder(path, "path")
+        if not clean.endswith(".ipynb") or clean == ".ipynb":
+            raise Invalid(f"path: {path!r} is not a notebook (.ipynb) in the session's folder")
+        await self.sessions.access(actor, session_id)  # 404 / 403 before saying anything more
+        row = await self.db.run(lambda db: db.get(RTCSession, session_id))
+        assert row is not None  # access() found it
+        if row.state != "active":
+            raise Conflict(f"session {session_id} has ended; its documents can no longer be opened")
+        if row.hosting_state in NOT_SERVING:
+            raise Conflict(f"session {session_id} cannot serve documents now: "
+                           f"{NOT_SERVING[row.hosting_state]}")
+        on_server = f"{row.root}/{clean}" if row.root else clean
+        return Place(session_id, (row.server_user, row.server_name), clean, on_server)
+
+    # -- the room --------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _replica(self, actor: Actor, place: Place, rooms: RoomOpener
+                       ) -> AsyncIterator[DocumentClient]:
+        """A replica of the notebook, synced with its room as ``actor``; closed afterwards."""
+        channel = await self._open(actor, place, rooms)
+        client = DocumentClient(channel, timeout=self.timeout)
+        try:
+            await client.sync()
+            yield client
+        except NoAnswer as e:
+            raise Unavailable(f"the shared server did not answer for {place.path!r}: {e}") from None
+        except (CellNotFound, BadEdit):
+            raise
+        except DocumentError as e:
+            raise Unavailable(f"the connection to {place.path!r} on the shared server broke: {e}"
+                              ) from None
+        finally:
+            client.forget()
+            closing = channel.close()
+            if inspect.isawaitable(closing):
+                await closing
+
+    async def _open(self, actor: Actor, place: Place, rooms: RoomOpener) -> OpenRoom:
+        try:
+            return await rooms(place.server, place.server_path, actor.name)
+        except (Forbidden, Unavailable):
+            # the hub answers for a stopped server (403, 424, 503): say what is wrong
+            if await self._stopped(place.server):
+                raise Conflict(f"session {place.session_id} cannot serve documents now: "
+                               f"{server_label(place.server)} is not running; start it and try again"
+                               ) from None
+            raise
+
+    async def _stopped(self, server: ServerKey) -> bool:
+        try:
+            state = await self.sessions.ctx.directory.server(*server)
+        except HostingError:
+            return False  # cannot tell: keep the first answer
+        return state is None or not state.ready
+
+    async def _edit(self, actor: Actor, session_id: str, path: str, cell_id: str | None,
+                    rooms: RoomOpener, edit: Callable[[Any], Change]) -> dict[str, Any]:
+        if not actor.has(SCOPE_DOCUMENTS_WRITE):
+            raise Forbidden(f"changing documents needs the {SCOPE_DOCUMENTS_WRITE} scope")
+        place = await self._place(actor, session_id, path, "write", cell_id)
+        try:
+            async with self._replica(actor, place, rooms) as client:
+                outcome = await client.apply(edit)
+                if not outcome.held:
+                    log.info("the room reverted %s's change to %s", actor.name,
+                             _what(place.path, outcome.change.cell_id))
+                    raise Forbidden(
+                        f"the shared server refused {actor.name}'s change to "
+                        f"{_what(place.path, outcome.change.cell_id)} and reverted it "
+                        "(the session's rules may have changed a moment ago)")
+                return _cell_result(client, outcome.change.cell_id)
+        except CellNotFound as e:
+            raise NotFound(f"{place.path}: {e}") from None
+        except BadEdit as e:
+            raise Invalid(str(e)) from None
+
+
+def _cell_result(client: DocumentClient, cell_id: str) -> dict[str, Any]:
+    try:
+        index, _ = find_cell(client.doc, cell_id)
+    except CellNotFound:  # deleted
+        return {"id": cell_id, "index": None, "cell": None}
+    return {"id": cell_id, "index": index, "cell": cell_json(client.doc, cell_id)}
+
+
+def _what(path: str, cell_id: str | None) -> str:
+    return f"cell {cell_id!r} of {path!r}" if cell_id else repr(path)
