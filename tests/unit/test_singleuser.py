@@ -74,7 +74,12 @@ def test_rooms_and_side_doors() -> None:
 
 
 def test_kernels_sessions_terminals_and_the_rest() -> None:
-    assert one("GET", "api/kernels", "kernels", "read") == [Target("server", "read")]
+    # reading about kernels needs the execute right somewhere here: a viewer's
+    # JupyterLab then offers "No Kernel" rather than failing to start one
+    for url, resource in [("api/kernels", "kernels"), ("api/kernels/k-1", "kernels"),
+                          ("api/sessions", "sessions"), ("api/kernelspecs", "kernelspecs"),
+                          ("kernelspecs/python3/logo-64x64.png", "kernelspecs")]:
+        assert one("GET", url, resource, "read") == [Target("path", "execute")], url
     assert one("GET", "api/kernels/k-1/channels", "kernels", "execute", kernel_id="k-1") == [
         Target("path", "execute", kernel_id="k-1")]
     assert one("POST", "api/sessions", "sessions", "write", {"path": "lab1/a.ipynb"}) == [
@@ -82,9 +87,38 @@ def test_kernels_sessions_terminals_and_the_rest() -> None:
     assert one("DELETE", "api/sessions/x", "sessions", "write") == [Target("path", "execute")]
     assert one("POST", "api/terminals", "terminals", "write")[0].scope == "terminal"
     assert one("POST", "api/shutdown", "server", "write")[0].scope == "deny"
-    assert one("GET", "lab/api/settings", "settings", "read") == [Target("server", "read")]
-    assert one("PUT", "lab/api/workspaces/x", "workspaces", "write")[0].scope == "deny"
+    assert one("GET", "api/nbconvert", "nbconvert", "read") == [Target("server", "read")]
+    assert one("GET", "api/me", "api", "read") == [Target("server", "read")]
+    assert one("PATCH", "api/me", "api", "write")[0].scope == "deny"
+    assert one("GET", "api/events/subscribe", "events", "execute")[0].scope == "deny"
+    assert one("POST", "api/events", "events", "write")[0].scope == "deny"
     assert one("PUT", "api/whatever", "unknown-thing", "write")[0].scope == "deny"
+    assert one("GET", "api/whatever", "unknown-thing", "read") == [Target("server", "read")]
+
+
+@pytest.mark.parametrize(("method", "url", "scope"), [
+    # JupyterLab's own API: the handlers name no resource, so the URL decides
+    ("GET", "lab/api/settings", "server"),
+    ("GET", "lab/api/settings/@jupyterlab/apputils-extension:themes", "server"),
+    ("PUT", "lab/api/settings/@jupyterlab/apputils-extension:themes", "deny"),
+    ("GET", "lab/api/translations/default", "server"),
+    ("GET", "lab/api/extensions", "server"),
+    ("POST", "lab/api/extensions", "deny"),  # install, uninstall, enable, disable
+    ("POST", "lab/api/plugins", "deny"),
+    ("POST", "lab/api/build", "deny"),
+    ("DELETE", "lab/api/build", "deny"),
+    # the owner's layout and the files they had open: not even read
+    ("GET", "lab/api/workspaces", "deny"),
+    ("GET", "lab/api/workspaces/default", "deny"),
+    ("PUT", "lab/api/workspaces/default", "deny"),
+    ("DELETE", "lab/api/workspaces/default", "deny"),
+])
+def test_jupyterlab_api(method: str, url: str, scope: str) -> None:
+    action = "read" if method == "GET" else "write"
+    for resource in ("api", "settings", "lab"):  # whatever a handler names, the URL decides
+        checks = one(method, url, resource, action)
+        assert [c.scope for c in checks] == [scope], (url, resource)
+        assert checks[0].scope != "deny" or checks[0].why
 
 
 @pytest.mark.parametrize(("access", "check", "allowed"), [
@@ -203,3 +237,104 @@ def test_kernel_environment_by_starter() -> None:
                       ) == {"PATH": "/bin", ENV_NAME: "u-1"}
     assert started_by(Access(read=True, execute=True, identity={"id": "u-1"})) == {"PATH": "/bin"}
     assert started_by(Access(read=True, identity={"id": "o-1"}, server_owner=True)) == base
+
+
+# -- API handlers that skip the Authorizer ------------------------------------------------
+
+
+def _handlers() -> dict[str, type]:
+    """Fresh handler classes (check_unchecked changes the classes it is given)."""
+    from jupyter_server.auth.decorator import allow_unauthenticated, authorized
+    from jupyter_server.base.handlers import APIHandler, JupyterHandler
+    from tornado import web
+
+    class Unchecked(APIHandler):  # like jupyterlab_server's settings and workspaces
+        @web.authenticated
+        def get(self) -> str:
+            return "read"
+
+        @web.authenticated
+        async def put(self) -> str:
+            return "written"
+
+    class Checked(APIHandler):
+        auth_resource = "contents"
+
+        @web.authenticated
+        @authorized
+        async def put(self) -> str:
+            return "written"
+
+    class Open(APIHandler):
+        @allow_unauthenticated
+        def get(self) -> str:
+            return "version"
+
+    class Page(JupyterHandler):
+        def post(self) -> str:
+            return "redirect"
+
+    return {"/unchecked": Unchecked, "/checked": Checked, "/open": Open, "/page": Page}
+
+
+class _Asked:
+    """An Authorizer that records what it is asked and answers ``allow``."""
+
+    def __init__(self, allow: bool) -> None:
+        self.allow = allow
+        self.asked: list[tuple[str, str]] = []
+
+    async def is_authorized(self, handler: object, user: object, action: str, resource: str) -> bool:
+        self.asked.append((action, resource))
+        return self.allow
+
+
+class _Request:
+    method = "PUT"
+    path = "/user/olive/lab/api/settings/x"
+
+
+def _fake(cls: type, allow: bool) -> tuple[object, _Asked]:
+    handler = object.__new__(cls)
+    asked = _Asked(allow)
+    settings = {"authorizer": asked}
+    vars(handler).update(_current_user={"name": "ed"}, request=_Request(),
+                         application=type("App", (), {"settings": settings})())
+    return handler, asked
+
+
+def test_unchecked_api_methods_are_made_to_ask() -> None:
+    from tornado import web
+
+    from hub_rtc.singleuser.unchecked import check_unchecked
+
+    classes = _handlers()
+    app = web.Application(list(classes.items()))
+    wrapped = check_unchecked(app)
+    assert sorted(w.split()[0] for w in wrapped) == ["GET", "PUT"]
+    assert all(".Unchecked" in w for w in wrapped)
+    assert check_unchecked(app) == []  # nothing is wrapped twice
+
+
+async def test_a_wrapped_method_runs_only_when_the_authorizer_says_yes() -> None:
+    from tornado import web
+
+    from hub_rtc.singleuser.unchecked import check_unchecked
+
+    classes = _handlers()
+    check_unchecked(web.Application(list(classes.items())))
+    unchecked = classes["/unchecked"]
+    handler, asked = _fake(unchecked, allow=True)
+    assert await unchecked.put(handler) == "written"
+    assert await unchecked.get(handler) == "read"
+    assert asked.asked == [("write", "api"), ("read", "api")]
+    handler, asked = _fake(unchecked, allow=False)
+    with pytest.raises(web.HTTPError) as refused:
+        await unchecked.put(handler)
+    assert refused.value.status_code == 403 and asked.asked == [("write", "api")]
+    # untouched: @authorized asks by itself; open and page handlers answer as before
+    handler, asked = _fake(classes["/checked"], allow=True)
+    assert await classes["/checked"].put(handler) == "written"
+    assert asked.asked == [("write", "contents")]
+    assert classes["/open"].get(_fake(classes["/open"], False)[0]) == "version"
+    assert classes["/page"].post(_fake(classes["/page"], False)[0]) == "redirect"
