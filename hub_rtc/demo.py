@@ -22,6 +22,7 @@ from urllib.parse import quote
 from .localhub import LocalHub
 
 INSTRUCTOR = "ada"
+ADMIN = "root-admin"
 STUDENTS = ("bea", "cai", "dev")
 COURSE, STAFF = "cs101", "cs101-staff"
 PASSWORD = "rtc-demo"
@@ -39,6 +40,7 @@ c.JupyterHub.load_groups = {{
 }}
 c.RTCPolicy.instructor_groups = {{{STAFF!r}: [{COURSE!r}]}}
 c.RTCPolicy.max_members_per_session = 8
+c.Authenticator.admin_users = {{{ADMIN!r}}}
 """
 
 
@@ -217,6 +219,10 @@ hub_rtc demo is running.
   Log in at   {hub.url}/hub/login   (password for everyone: {PASSWORD})
   students    {', '.join(STUDENTS)}   (hub group {COURSE}; bea and cai are team "bees")
   instructor  {INSTRUCTOR}   (watches {COURSE})
+  admin       {ADMIN}
+  pages       {hub.url}/services/rtc/            sessions, new session, teams
+              {hub.url}/services/rtc/dashboard   (as {INSTRUCTOR}) the course's sessions and activity
+              {hub.url}/services/rtc/admin       (as {ADMIN}) health, counts, servers, policy
   session     "{session['title']}" (id {session['id']}) owned by {session['owner']}
               on {demo.server}'s server, shared with the members: hosting {session['hosting']['state']}
   open it     {opened}

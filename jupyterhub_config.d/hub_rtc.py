@@ -16,8 +16,10 @@
 # - the managed service (default name `rtc`, at /services/rtc/),
 # - the custom scopes `custom:rtc:*`,
 # - the service's own least-privilege role `rtc-service`,
-# - `access:services!service=rtc` and `custom:rtc:sessions` in the `user` role,
-#   so every hub user can reach the service and its tokens can script it,
+# - `access:services!service=rtc`, `custom:rtc:sessions` and
+#   `custom:rtc:documents:read|write` in the `user` role, so every hub user can
+#   reach the service and put those scopes in tokens that script it (a token
+#   with only `custom:rtc:documents:read` can read documents and change nothing),
 # - `custom:rtc:authorize` and `custom:rtc:activity:write` filtered to each
 #   server (`!server`) in the `server` role, with `access:services!service=rtc`,
 #   so a single-user server's own token can announce itself, ask for rights
@@ -26,7 +28,10 @@
 #   user holds, so the `user` role holds the same two filtered to the user's
 #   own servers (`!user`): nobody can ask about, or speak for, another's server,
 # - $HUB_RTC_API_URL in every spawned server's environment: the service's
-#   API, reached directly rather than through the proxy,
+#   API, reached directly rather than through the proxy, and
+#   $HUB_RTC_SERVICE_NAME: the one caller whose on-behalf header servers believe,
+# - c.RTCService.upstream_url, if not set: the proxy's address, from
+#   c.JupyterHub.bind_url (or ip and port), where the relay reaches servers,
 # - a post-auth hook refusing logins as collaboration accounts (rtc-<id>),
 # - `rtc-admin` (custom:rtc:admin) for c.Authenticator.admin_users,
 # - `rtc-instructor` (custom:rtc:activity:read) for the instructor groups
@@ -51,6 +56,13 @@ SCOPES = {
     "custom:rtc:authorize": {
         "description": "Ask hub_rtc for decisions about other users (shared servers).",
     },
+    "custom:rtc:documents:read": {
+        "description": "Read the live notebooks of collaboration sessions you are a member of.",
+    },
+    "custom:rtc:documents:write": {
+        "description": "Change the notebooks of collaboration sessions, as your role allows.",
+        "subscopes": ["custom:rtc:documents:read"],
+    },
     "custom:rtc:admin": {
         "description": "Administer every collaboration session and team.",
         "subscopes": [
@@ -58,6 +70,8 @@ SCOPES = {
             "custom:rtc:activity:read",
             "custom:rtc:activity:write",
             "custom:rtc:authorize",
+            "custom:rtc:documents:read",
+            "custom:rtc:documents:write",
         ],
     },
 }
@@ -121,6 +135,23 @@ url = _value(c.RTCService, "bind_url", "http://127.0.0.1:10101")
 hosting = _value(c.RTCService, "manage_hub_access", True)
 handover = {"RTCService": _plain(c.RTCService), "RTCPolicy": _plain(c.RTCPolicy)}
 
+
+def _proxy_origin(hub):
+    """Where the proxy listens, as a local process reaches it: the relay's way to servers."""
+    from urllib.parse import urlparse
+
+    bind = urlparse(_value(hub, "bind_url", "") or "http://:8000")
+    scheme = "https" if _value(hub, "ssl_cert", "") else (bind.scheme or "http")
+    host = _value(hub, "ip", None) if "ip" in hub else bind.hostname
+    port = _value(hub, "port", None) if "port" in hub else bind.port
+    if not host or host in ("0.0.0.0", "::"):
+        host = "127.0.0.1"
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port or 8000}"
+
+
+handover["RTCService"].setdefault("upstream_url", _proxy_origin(c.JupyterHub))
+
 services = list(_value(c.JupyterHub, "services", []))
 services.append(
     {
@@ -141,7 +172,10 @@ custom_scopes.update(SCOPES)
 c.JupyterHub.custom_scopes = custom_scopes
 
 roles = list(_value(c.JupyterHub, "load_roles", []))
-_merge_role(roles, "rtc-service", SERVICE_SCOPES + (HOSTING_SCOPES if hosting else []),
+# c.RTCService.relay_route = "direct": the relay reads where the proxy sends each
+# server (GET /hub/api/proxy) to reach it without the proxy hop
+ROUTE_SCOPES = ["proxy"] if _value(c.RTCService, "relay_route", "proxy") == "direct" else []
+_merge_role(roles, "rtc-service", SERVICE_SCOPES + (HOSTING_SCOPES if hosting else []) + ROUTE_SCOPES,
             services=[name])
 SERVER_SPEAKS = ["custom:rtc:authorize", "custom:rtc:activity:write"]
 server_scopes = [f"access:services!service={name}", *(f"{s}!server" for s in SERVER_SPEAKS)]
@@ -149,6 +183,7 @@ if not any(r.get("name") == "server" for r in roles):
     server_scopes += SERVER_DEFAULT_SCOPES
 _merge_role(roles, "server", server_scopes)
 _merge_role(roles, "user", ["self", f"access:services!service={name}", "custom:rtc:sessions",
+                            "custom:rtc:documents:read", "custom:rtc:documents:write",
                             *(f"{s}!user" for s in SERVER_SPEAKS)])
 _merge_role(
     roles, "rtc-admin", ["custom:rtc:admin", f"access:services!service={name}"],
@@ -164,6 +199,8 @@ c.JupyterHub.load_roles = roles
 # Servers reach the service directly (not through the proxy) at its API.
 environment = dict(_value(c.Spawner, "environment", {}))
 environment.setdefault("HUB_RTC_API_URL", f"{url.rstrip('/')}/services/{name}/api/v1")
+# ...and believe the on-behalf header from this service alone.
+environment.setdefault("HUB_RTC_SERVICE_NAME", name)
 c.Spawner.environment = environment
 
 # Collaboration accounts (rtc-<id>) are hub users that only the service drives:

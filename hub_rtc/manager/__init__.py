@@ -13,17 +13,22 @@ from .cells import Cells
 from .context import Context, HostingSettings
 from .decisions import Decisions
 from .directory import Hub, HubDirectory, HubHosting, HubUser, ServerState, StaticDirectory
+from .documents import Documents, RoomOpener
 from .errors import RTCError
 from .hosting import Hosting
 from .members import Members
 from .notify import Invalidation, Notifier, NullNotifier
+from .overview import Overview
 from .people import People
+from .presence import PresenceBook
 from .principals import Principals
 from .servers import Servers
 from .sessions import Sessions
 from .shares import Shares
+from .status import Status
 from .sweep import Sweeper
 from .teams import Teams
+from .watching import Watching
 
 
 class Manager:
@@ -44,11 +49,16 @@ class Manager:
         self.teams = Teams(self.ctx, self.people, self.hosting)
         self.activity = Activity(self.sessions, self.people)
         self.decisions = Decisions(self.ctx, self.people)
+        self.documents = Documents(self.sessions, self.decisions)
         self.servers = Servers(self.ctx, self.people, self.hosting)
         self.sweeper = Sweeper(self.ctx, self.hosting)
+        self.presence = PresenceBook(self.ctx, self.people)
+        self.watching = Watching(self.sessions)
+        self.status = Status(self.ctx, self.presence)
+        self.overview = Overview(self.sessions, self.activity)
 
 
 __all__ = [
     "Actor", "HostingSettings", "Hub", "HubDirectory", "HubHosting", "HubUser", "Invalidation",
-    "Manager", "Notifier", "RTCError", "ServerState", "StaticDirectory",
+    "Manager", "Notifier", "RTCError", "RoomOpener", "ServerState", "StaticDirectory",
 ]

@@ -23,6 +23,7 @@ TEAM_CHANGED = "team membership changed"
 CELL_RULES_CHANGED = "cell rules changed"
 SESSION_ENDED = "session ended"
 SESSION_EXPIRED = "session expired"
+WATCHER_LEFT = "instructor left"
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from ..decision import ACTIONS, PolicyView, Principal, Resource, SessionView, decide, effective_role
 from ..decision.roles import rank
-from ..records import RTCSession, User
+from ..records import RTCSession, User, Watcher
 from .directory import ServerKey
 from .people import identity_of
 from .shares import live
@@ -95,6 +95,12 @@ def answer(db: Session, user: User, principal: Principal, q: Question) -> dict[s
     }
     if found is not None:
         out.update(_decide(db, found, principal, grants, q))
+        if out["role"] == "observer" and db.get(Watcher, (found.id, user.id)) is None:
+            # watching a course shows its activity; opening a session's documents
+            # takes joining it read-only, which members see (and leaving ends at once)
+            out.update(dict.fromkeys(ACTIONS, False), reason=(
+                f"{principal.name} watches session {found.id}'s course but has not joined it;"
+                " join it read-only from the dashboard"))
     if principal.name == q.server[0]:
         out.update(dict.fromkeys(ACTIONS, True), role=out["role"] or "owner",
                    reason=f"{principal.name} owns this server")

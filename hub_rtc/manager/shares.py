@@ -18,7 +18,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..records import Grant, HubShare, RTCSession, TeamMember, User, models
+from ..records import Grant, HubShare, RTCSession, TeamMember, User, Watcher, models
 from .context import Context
 from .directory import HostingError, ServerKey
 
@@ -37,7 +37,9 @@ def wanted(db: Session, server: ServerKey, now: datetime) -> dict[str, set[Pair]
 
     Only sessions whose server announced the extension (hosting ``ready``)
     let anyone in; team grants reach each team member, group grants the hub
-    group; the server's own user needs no share.
+    group, and instructors who joined read-only are let in too (what they may
+    do is the ``observer`` role's, decided per request); the server's own
+    user needs no share.
     """
     rows = db.execute(
         select(RTCSession.id, RTCSession.host, User.name, RTCSession.expires_at)
@@ -63,6 +65,11 @@ def wanted(db: Session, server: ServerKey, now: datetime) -> dict[str, set[Pair]
             out[sid].update(("user", name) for name in teams.get(key, ()))
         elif kind == "group":
             out[sid].add(("group", key))
+    watching = db.execute(
+        select(Watcher.session_id, User.name).join(User, User.id == Watcher.user_id)
+        .where(Watcher.session_id.in_(out)))
+    for sid, name in watching:  # instructors who joined read-only
+        out[sid].add(("user", name))
     for pairs in out.values():
         pairs.discard(("user", server[0]))
     return out

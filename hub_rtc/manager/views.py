@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import defaultdict
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -10,7 +11,10 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from ..decision import CellRuleView, GrantView, Principal, SessionView
-from ..records import CellRule, Grant, RTCSession, Team, User
+from ..records import CellRule, Grant, Presence, RTCSession, Team, User, Watcher, models
+
+#: a presence report older than this says nothing any more (servers report every ~10 s)
+FRESH_FOR = timedelta(seconds=30)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -189,4 +193,29 @@ def session_json(
         "hosting": {"state": row.hosting_state, "message": row.hosting_message},
         "my_role": my_role,
         "members": members_json(db, row),
+        "online": online(db, [row.id]).get(row.id, []),
+        "watchers": watcher_names(db, row.id),
     }
+
+
+def watcher_names(db: Session, session_id: str) -> list[str]:
+    """Instructors who joined the session read-only."""
+    return list(db.scalars(
+        select(User.name).join(Watcher, Watcher.user_id == User.id)
+        .where(Watcher.session_id == session_id).order_by(User.name)))
+
+
+def online(db: Session, session_ids: list[str]) -> dict[str, list[str]]:
+    """Hub names online in each of ``session_ids`` (fresh reports only), sorted."""
+    if not session_ids:
+        return {}
+    since = models.utcnow() - FRESH_FOR
+    rows = db.execute(
+        select(Presence.session_id, User.name).join(User, User.id == Presence.user_id)
+        .where(Presence.session_id.in_(session_ids), Presence.seen_at >= since)
+        .order_by(User.name)
+    ).all()
+    out: dict[str, list[str]] = defaultdict(list)
+    for session_id, name in rows:
+        out[session_id].append(name)
+    return dict(out)

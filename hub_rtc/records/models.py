@@ -304,3 +304,46 @@ class Server(Base):
     @classmethod
     def find(cls, db: Session, user: str, name: str = "") -> Server | None:
         return db.scalar(select(cls).where(cls.user == user, cls.name == name))
+
+
+class Presence(Base):
+    """Who has a document of a session open right now, as its server last reported.
+
+    A row is only as fresh as ``seen_at``: servers report every few seconds,
+    so a row older than that means the server stopped reporting (it stopped
+    or lost the service), and nobody counts as online through it.
+    """
+
+    __tablename__ = "presence"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    rooms: Mapped[int] = mapped_column(Integer, default=0)  # open document connections
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<Presence {self.user_id} in {self.session_id} x{self.rooms}>"
+
+
+class Watcher(Base):
+    """An instructor who joined a session of a course they watch, read-only.
+
+    Their standing comes from policy (the ``observer`` role), not from a
+    grant; this row only asks for a JupyterHub share of the session's server,
+    so they can open it in JupyterLab.  Members see who is watching.
+    """
+
+    __tablename__ = "watchers"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Watcher {self.user_id} of {self.session_id}>"

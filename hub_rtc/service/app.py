@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -14,16 +15,19 @@ from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler
 from jupyterhub.utils import url_path_join
 from tornado.httpserver import HTTPServer
 from tornado.web import Application as WebApp
-from traitlets import Bool, Float, Integer, Unicode, default
+from traitlets import Bool, Enum, Float, Integer, Unicode, default
 from traitlets.config import Application, Config
 
 from .. import __version__
 from ..manager import HostingSettings, Manager
 from ..policy import RTCPolicy
 from ..records import Database, SchemaMismatch
+from ..relay import RelayLimits
 from .events import EventHub
-from .handlers import all_handlers, pages
+from .handlers import all_handlers
 from .hubclient import HubClient
+from .pages import all_pages, environment
+from .upstream import HubRoutes, Upstream
 
 #: the drop-in passes admin config through this environment variable
 CONFIG_ENV = "HUB_RTC_CONFIG"
@@ -126,6 +130,62 @@ class RTCService(Application):
         """,
     ).tag(config=True)
 
+    upstream_url = Unicode(
+        "http://127.0.0.1:8000",
+        help="""Where the service reaches single-user servers to relay documents:
+        the origin (scheme://host:port) of JupyterHub's proxy as the service
+        process sees it. Servers are at <hub base URL>user/<name>/ below it;
+        a path given here is ignored.
+
+        The drop-in sets it from c.JupyterHub.bind_url (or ip and port), which
+        is right when the service runs next to the hub; in Kubernetes set the
+        proxy's in-cluster service, e.g. `http://proxy-public`.""",
+    ).tag(config=True)
+    relay_route = Enum(
+        ["proxy", "direct"],
+        default_value="proxy",
+        help="""How the service reaches shared servers for the relay and the document API.
+
+        `proxy` (the default): through JupyterHub's proxy at upstream_url.
+        `direct`: at each server's own address, read from the hub's copy of
+        the proxy's routing table; this saves a proxy hop each way (about
+        half the latency the relay adds, see docs/architecture.md) but needs
+        the hub scope `proxy`, which the drop-in then gives the service (it
+        also lets the service trigger a proxy sync or repoint the hub's proxy
+        API), and the service must be able to reach servers' pods or ports.""",
+    ).tag(config=True)
+    relay_hold_bytes = Integer(
+        4 * 1024 * 1024,
+        min=0,
+        help="""Most bytes of a relayed client's messages held while its shared
+        server restarts and the relay reconnects; a client sending more is
+        closed with code 1013 (try again later) and resyncs when it reconnects.
+        Nothing held is lost either way: the client re-sends what the server
+        lacks when it resyncs.""",
+    ).tag(config=True)
+    relay_reconnect_seconds = Float(
+        120.0,
+        min=0,
+        help="""How long the relay keeps trying to reach a shared server that went
+        away (restarted, stopped) before it closes its relayed clients with
+        code 1013, in seconds. It retries with exponential backoff.""",
+    ).tag(config=True)
+    relay_stall_seconds = Float(
+        30.0,
+        min=0.1,
+        help="""How long a relayed client may take to accept one message before it
+        is closed with code 4408, in seconds. The relay reads nothing more from
+        the server for a client until it has taken the last message, so a slow
+        client costs the service one message at most.""",
+    ).tag(config=True)
+    relay_max_message_bytes = Integer(
+        128 * 1024 * 1024,
+        min=1024,
+        help="""Largest single message the relay carries either way, in bytes; a
+        larger one closes the connection (code 1009). A notebook's first sync
+        carries the whole document, outputs included.""",
+    ).tag(config=True)
+
     @default("service_name")
     def _default_service_name(self) -> str:
         return os.environ.get("JUPYTERHUB_SERVICE_NAME", "rtc")
@@ -175,7 +235,7 @@ class RTCService(Application):
                                self.hosting_settings(), self.events)
         api = url_path_join(prefix, "api/v1")
         handlers: list[Any] = [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)]
-        handlers += [(prefix.rstrip("/") + p, h) for p, h in pages.default_handlers]
+        handlers += [(prefix.rstrip("/") + p, h) for p, h in all_pages()]
         handlers += [(api + pattern, handler) for pattern, handler in all_handlers()]
         return WebApp(
             handlers,
@@ -185,10 +245,25 @@ class RTCService(Application):
             hub_auth=HubOAuth(api_url=api_url, api_token=token,
                               cache_max_age=int(self.hub_cache_seconds)),
             max_body_bytes=self.max_body_bytes,
+            upstream=Upstream(self.upstream_url, token, self.hub_base_url,
+                              routes=HubRoutes(api_url, token) if self.relay_route == "direct" else None,
+                              max_message_bytes=self.relay_max_message_bytes),
+            relay_limits=self.relay_limits(),
             api_prefix=api,
+            page_prefix=prefix,
+            hub_prefix=url_path_join(self.hub_base_url, "hub/"),
+            templates=environment(),
+            static_path=str(Path(__file__).parent / "static"),
+            static_url_prefix=url_path_join(prefix, "static/"),
             cookie_secret=os.urandom(32),
             log_function=self._log_request,
         )
+
+    def relay_limits(self) -> RelayLimits:
+        return RelayLimits(hold_bytes=self.relay_hold_bytes,
+                           reconnect_seconds=self.relay_reconnect_seconds,
+                           stall_seconds=self.relay_stall_seconds,
+                           max_message_bytes=self.relay_max_message_bytes)
 
     def hosting_settings(self) -> HostingSettings:
         return HostingSettings(

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
@@ -22,12 +24,20 @@ from .auth import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
 from .gate import Gate
 from .kernels import hook_kernel_identity
+from .presence import Presence
 from .room import GuardedRoomHandler, RoomGuards
 from .service import ServiceClient, ServiceUnavailable
 from .tally import Tally
+from .unchecked import check_unchecked
 
 ROOM_ROUTE = r"/api/collaboration/room/(.*)"
 YDOC_EXTENSION = "jupyter_server_ydoc"
+
+
+def service_name_in(url: str) -> str:
+    """The service name in ``…/services/<name>/…``; "" if the URL names none."""
+    match = re.search(r"/services/([^/]+)", urlparse(url).path)
+    return unquote(match.group(1)) if match else ""
 
 
 class HubRTCExtension(ExtensionApp):
@@ -54,9 +64,23 @@ class HubRTCExtension(ExtensionApp):
         5.0, help="How often counted activity (edits, refusals, joins) is sent to the service, in seconds."
     ).tag(config=True)
 
+    service_name = Unicode(
+        help="""Name of the hub_rtc service in JupyterHub: the only caller whose
+        `X-HubRTC-On-Behalf-Of` header this server believes (the service's relay
+        and document API act for users with it). From anyone else the header
+        is ignored and logged.
+
+        Default: $HUB_RTC_SERVICE_NAME, which the hub_rtc drop-in sets, else the
+        name in service_url (…/services/<name>/…). Empty: nobody may act for users.""",
+    ).tag(config=True)
+
     @default("service_url")
     def _default_service_url(self) -> str:
         return os.environ.get("HUB_RTC_API_URL", "")
+
+    @default("service_name")
+    def _default_service_name(self) -> str:
+        return os.environ.get("HUB_RTC_SERVICE_NAME", "") or service_name_in(self.service_url)
 
     active = False
 
@@ -68,6 +92,7 @@ class HubRTCExtension(ExtensionApp):
             return
         self.active = True
         self.tally = Tally()
+        self.presence = Presence()
         self.guards = RoomGuards()
         self.gate = Gate(self._client(), os.environ.get("JUPYTERHUB_USER", ""),
                          AccessCache(self.cache_seconds), self.log)
@@ -91,7 +116,8 @@ class HubRTCExtension(ExtensionApp):
         app = self.serverapp
         assert app is not None
         hub_auth = app.identity_provider.hub_auth  # type: ignore[attr-defined]
-        identity = HubRTCIdentityProvider(parent=app, hub_auth=hub_auth, gate=self.gate)
+        identity = HubRTCIdentityProvider(parent=app, hub_auth=hub_auth, gate=self.gate,
+                                          service_name=self.service_name)
         authorizer = HubRTCAuthorizer(parent=app, identity_provider=identity, gate=self.gate)
         app.identity_provider = identity
         app.authorizer = authorizer
@@ -129,8 +155,17 @@ class HubRTCExtension(ExtensionApp):
             return
         self._check_takeover()
         self._check_auth()
+        try:  # settings, workspaces, lab extensions: API handlers that would let anyone in
+            unchecked = check_unchecked(serverapp.web_app)
+        except Exception:
+            self.log.critical("hub_rtc: cannot make every API handler ask the Authorizer; "
+                              "refusing to start", exc_info=True)
+            os._exit(3)
+        self.log.info("hub_rtc: API methods that skipped the Authorizer now ask it: %s",
+                      ", ".join(unchecked))
         self._stop_on_sigint(serverapp)
-        self._tasks = [asyncio.ensure_future(self._flush_forever())]
+        self._tasks = [asyncio.ensure_future(self._flush_forever()),
+                       asyncio.ensure_future(self._report_presence_forever())]
         if self.gate.client is not None:
             self._tasks.append(asyncio.ensure_future(
                 self.gate.client.follow_events(self._on_event, self._on_connected)))
@@ -204,9 +239,26 @@ class HubRTCExtension(ExtensionApp):
                 self.log.warning("hub_rtc: activity not sent yet: %s", e)
                 self.tally.restore(session_id, events)
 
+    async def _report_presence_forever(self) -> None:
+        # checked every second, sent only when due: a join shows within ~1 s
+        while True:
+            await asyncio.sleep(1.0)
+            if self.presence.due():
+                await self._send_presence(self.presence.report())
+
+    async def _send_presence(self, sessions: dict[str, dict[str, int]]) -> None:
+        if self.gate.client is None or not sessions:
+            return
+        try:
+            await self.gate.client.presence(sessions)
+        except ServiceUnavailable as e:
+            self.log.warning("hub_rtc: presence not sent: %s", e)
+            self.presence.retry()
+
     async def stop_extension(self) -> None:
         if not self.active:
             return
         for task in getattr(self, "_tasks", []):
             task.cancel()
         await self.flush()
+        await self._send_presence(self.presence.goodbye())

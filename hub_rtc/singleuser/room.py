@@ -25,7 +25,7 @@ from tornado import web
 
 from ..guard import AwarenessPin, DocumentGuard, FrameError, FrameKind, Verdict, frames
 from .access import Access
-from .auth import hub_name, room_path
+from .auth import hub_name, narrowed, on_behalf, room_path
 from .gate import OWNER
 
 #: a connection sending this many refused updates within REFUSED_WINDOW
@@ -72,6 +72,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         self._pin = AwarenessPin()
         self._watch_key: int | None = None
         self._refusals: list[float] = []
+        self._present: str | None = None  # the session this socket counts as online in
 
     # -- who may connect -------------------------------------------------
 
@@ -98,14 +99,14 @@ class GuardedRoomHandler(YDocWebSocketHandler):
 
     async def _decide(self, fresh: bool = False) -> Access:
         name = hub_name(self.current_user)
-        if self.rtc.gate.is_owner(name):
+        if self.rtc.gate.is_owner(name) and not on_behalf(self.current_user):
             # full rights; the service's answer only names the session and identity
             ident = await self.rtc.gate.access(name, self._doc_path)
             return Access(**{**OWNER.__dict__, "identity": ident.identity,
                              "session_id": ident.session_id})
-        if self._doc_path is None:  # JupyterLab's global awareness room: any member
-            return await self.rtc.gate.access(name, None, fresh=fresh)
-        return await self.rtc.gate.access(name, self._doc_path, fresh=fresh)
+        # (None: JupyterLab's global awareness room, open to any member)
+        access = await self.rtc.gate.access(name, self._doc_path, fresh=fresh)
+        return narrowed(self.current_user, access)  # the service acting for someone: never more
 
     @property
     def _is_document(self) -> bool:
@@ -118,6 +119,9 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         name = hub_name(self.current_user)
         self._watch_key = self.rtc.gate.watch(name, self._access.session_id, self._recheck)
         self._count("join")
+        self._present = self._access.session_id if self._is_document else None
+        if self._present:
+            self.rtc.presence.enter(self._present, self._name)
 
     async def _recheck(self) -> None:
         """The service says access may have shrunk: ask again, close or narrow."""
@@ -133,6 +137,9 @@ class GuardedRoomHandler(YDocWebSocketHandler):
             self.rtc.gate.unwatch(self._watch_key)
             self._watch_key = None
             self._count("leave")
+        if self._present:
+            self.rtc.presence.leave(self._present, self._name)
+            self._present = None
         super().on_close()
 
     # -- every message ---------------------------------------------------

@@ -63,6 +63,10 @@ class ServiceClient:
             await self._call("POST", f"/sessions/{quote(session_id)}/activity",
                              {"events": events[start:start + BATCH_LIMIT]})
 
+    async def presence(self, sessions: dict[str, dict[str, int]]) -> None:
+        await self._call("POST", "/servers/presence",
+                         {"server_name": self.server_name, "sessions": sessions})
+
     async def follow_events(self, handle: Callable[[dict[str, Any]], Awaitable[None]],
                             connected: Callable[[], Awaitable[None]]) -> None:
         """Read the service's push channel forever, reconnecting with back-off.

@@ -7,59 +7,23 @@ Real databases (SQLite and PostgreSQL); the hub is :class:`StaticDirectory`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from hub_rtc.decision import Resource
-from hub_rtc.manager import Actor, HostingSettings, Invalidation, Manager, StaticDirectory
+from hub_rtc.manager import Actor, Manager, StaticDirectory
 from hub_rtc.manager.actor import SCOPE_ACTIVITY_WRITE, SCOPE_AUTHORIZE
 from hub_rtc.manager.directory import HostingError, ServerKey
 from hub_rtc.manager.errors import Conflict, Forbidden
-from hub_rtc.policy import RTCPolicy
-from hub_rtc.records import Database, models
+from hub_rtc.records import models
 
 from .conftest import actor
 
 ALICE = actor("alice", "cs101")
 BOB = actor("bob", "cs101")
 ADMIN = actor("root", admin=True)
-
-
-class Recorder:
-    """A notifier that remembers what servers would have been told."""
-
-    def __init__(self) -> None:
-        self.seen: list[Invalidation] = []
-
-    def invalidate(self, change: Invalidation) -> None:
-        self.seen.append(change)
-
-    def take(self) -> list[tuple[str, tuple[str, ...] | None, str]]:
-        out = [(c.session_id, c.users, c.reason) for c in self.seen]
-        self.seen.clear()
-        return out
-
-
-@pytest.fixture
-def told() -> Recorder:
-    return Recorder()
-
-
-@pytest.fixture
-async def hosted(db_url: str, directory: StaticDirectory, policy: RTCPolicy,
-                 told: Recorder) -> AsyncIterator[Manager]:
-    """A manager that hosts sessions: it shares servers and sets up accounts."""
-    db = Database(db_url)
-    db.check()
-    settings = HostingSettings(manage_hub_access=True, announce_timeout=0.6, announce_grace=30,
-                               rights_cache_seconds=7)
-    manager = Manager(db, directory, policy, hosting=settings, notifier=told)
-    yield manager
-    await manager.hosting.close()
-    db.dispose()
 
 
 def server_token(user: str, name: str = "") -> Actor:

@@ -66,6 +66,11 @@ def row(answer: dict) -> tuple[bool, ...]:
 
 async def test_every_person_of_the_world_on_its_server(manager: Manager, monkeypatch) -> None:
     server = await build_world(manager, monkeypatch)
+    # a watching instructor opens the session's documents only once joined read-only
+    before = await rights(manager, server, W.WATCHER[0], W.NOTEBOOK)
+    assert before["role"] == "observer" and not any(row(before)), before["reason"]
+    session_id = before["session"]["id"]
+    await manager.watching.join(actor(W.WATCHER[0], W.WATCHER[1]), session_id)
     ruled = {W.CELLS["locked"], W.CELLS["assigned"]}
     for user, expected in W.EXPECTED.items():
         for path in (W.NOTEBOOK, None):

@@ -65,3 +65,11 @@ def test_jupyter_server_finds_the_extension_by_that_key() -> None:
     package = ExtensionPackage(name="hub_rtc", enabled=True)
     assert package.validate()
     assert isinstance(package.extension_points["hub_rtc"].app, HubRTCExtension)
+
+
+def test_wheel_ships_the_pages_templates_and_static_files(wheel: zipfile.ZipFile) -> None:
+    names = set(wheel.namelist())
+    service = ROOT / "hub_rtc" / "service"
+    shipped = [p.relative_to(ROOT).as_posix() for folder in ("templates", "static")
+               for p in (service / folder).iterdir()]
+    assert shipped and all(name in names for name in shipped), sorted(set(shipped) - names)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import activity, cells, me, servers, sessions, teams
+from . import activity, cells, documents, me, rooms, servers, sessions, teams
 
 
 def all_handlers() -> list[tuple[str, Any]]:
     out: list[tuple[str, Any]] = []
-    for module in (me, sessions, cells, activity, teams, servers):
+    for module in (me, sessions, cells, activity, teams, servers, documents, rooms):
         out += module.default_handlers
     return out

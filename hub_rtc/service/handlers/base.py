@@ -89,14 +89,18 @@ class APIHandler(HubOAuthenticated, RequestHandler):
         self.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
         self.set_header("X-Content-Type-Options", "nosniff")
 
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
+    def error_of(self, status_code: int, kwargs: dict[str, Any]) -> tuple[int, str]:
+        """The status and the message meant for the person, of what went wrong."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        message = self._reason
         if isinstance(exc, RTCError):
-            status_code, message = exc.status, exc.message
-            self.set_status(status_code)
-        elif isinstance(exc, HTTPError) and exc.log_message:
-            message = exc.log_message % exc.args if exc.args else exc.log_message
+            self.set_status(exc.status)
+            return exc.status, exc.message
+        if isinstance(exc, HTTPError) and exc.log_message:
+            return status_code, exc.log_message % exc.args if exc.args else exc.log_message
+        return status_code, self._reason
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        status_code, message = self.error_of(status_code, kwargs)
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"status": status_code, "message": message}))
 

@@ -56,6 +56,11 @@ class PolicyHandler(APIHandler):
         self.write_json(self.manager.ctx.policy.to_dict())
 
 
+class StatusHandler(APIHandler):
+    async def get(self) -> None:
+        self.write_json(await self.manager.status.report(await self.actor(None)))
+
+
 class AuthorizeHandler(APIHandler):
     async def post(self) -> None:
         caller = await self.actor()
@@ -87,5 +92,6 @@ default_handlers = [
     (r"/me", MeHandler),
     (r"/identity", IdentityHandler),
     (r"/policy", PolicyHandler),
+    (r"/status", StatusHandler),
     (r"/authorize", AuthorizeHandler),
 ]

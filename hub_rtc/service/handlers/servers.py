@@ -29,9 +29,17 @@ class RightsHandler(APIHandler):
         self.write_json(await self.manager.servers.rights(caller, self.body("RightsRequest")))
 
 
+class PresenceHandler(APIHandler):
+    async def post(self) -> None:
+        caller = await self.actor(None)
+        online = await self.manager.presence.report(caller, self.body("PresenceReport"))
+        self.write_json({"online": online})
+
+
 default_handlers = [
     (r"/servers", ServersHandler),
     (r"/servers/announce", AnnounceHandler),
     (r"/servers/rights", RightsHandler),
+    (r"/servers/presence", PresenceHandler),
     (r"/servers/events", ServerEventsHandler),
 ]

@@ -66,9 +66,21 @@ class MemberHandler(APIHandler):
         self.no_content()
 
 
+class WatchHandler(APIHandler):
+    """An instructor joins a watched session read-only, or leaves it."""
+
+    async def post(self, session_id: str) -> None:
+        self.write_json(await self.manager.watching.join(await self.actor(), session_id))
+
+    async def delete(self, session_id: str) -> None:
+        await self.manager.watching.leave(await self.actor(), session_id)
+        self.no_content()
+
+
 default_handlers = [
     (r"/sessions", SessionsHandler),
     (SESSION, SessionHandler),
     (SESSION + r"/members", MembersHandler),
+    (SESSION + r"/watch", WatchHandler),
     (SESSION + r"/members/(?P<kind>user|team|group)/(?P<name>[^/]+)", MemberHandler),
 ]

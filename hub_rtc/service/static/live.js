@@ -1,0 +1,40 @@
+// Keeps "online now" fresh without reloading the page. Progressive: without
+// script the page still shows what was true when it loaded. Names are put in
+// with textContent, never as HTML.
+(function () {
+  "use strict";
+  const api = document.querySelector('meta[name="rtc-api"]');
+  const spots = document.querySelectorAll("[data-online]");
+  if (!api || spots.length === 0) return;
+
+  function show(spot, names) {
+    spot.replaceChildren();
+    if (names.length === 0) {
+      const none = document.createElement("span");
+      none.className = "text-body-secondary";
+      none.textContent = "nobody";
+      spot.append(none);
+      return;
+    }
+    const label = document.createElement("span");
+    label.className = "visually-hidden";
+    label.textContent = "Online now: ";
+    spot.append(label, document.createTextNode(names.join(", ")));
+  }
+
+  async function refresh() {
+    const ids = new Set(Array.from(spots, (s) => s.dataset.online));
+    try {
+      const reply = await fetch(api.content + "/sessions?state=active&limit=1000",
+                                { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (!reply.ok) return;
+      const body = await reply.json();
+      for (const session of body.sessions) {
+        if (!ids.has(session.id)) continue;
+        document.querySelectorAll('[data-online="' + CSS.escape(session.id) + '"]')
+          .forEach((spot) => show(spot, session.online || []));
+      }
+    } catch (e) { /* offline for a moment: try again next round */ }
+  }
+  setInterval(refresh, 5000);
+})();

@@ -1,0 +1,233 @@
+"""The hub UI in a real browser (headless Chromium), as issue 4 tells the story.
+
+bea (a student in course cs101) logs in and creates a session with her
+teammate cai from the "New session" form; it lives on a dedicated session
+server.  cai finds it under "shared with me", opens it in JupyterLab and edits
+the notebook while bea's page shows him online.  bea locks a cell from the
+session page; cai's edit to it is reverted in his browser.  The instructor
+ida sees both students' edits on her dashboard's chart; the admin adele sees
+the policy, counts, health and servers.  Every page is screenshotted to
+$HUB_RTC_SCREENSHOTS (or the test's tmp_path): docs/img/ holds the ones the
+tutorials use.  Nothing a user typed runs as script on any page.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from hub_rtc.localhub import LocalHub
+
+from .browser import (
+    LabUser,
+    authorize_if_asked,
+    browser_fixture,  # noqa: F401  (the `browser` fixture)
+    dialogs,
+    hide_notifications,
+    login,
+    open_notebook,
+    record_cell,
+    recorded,
+    screenshot,
+    screenshots_fixture,  # noqa: F401  (the `screenshots` fixture)
+    type_into_cell,
+    wait_for_cell_text,
+)
+from .conftest import start_hub, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
+
+STUDENT, MATE, INSTRUCTOR, ADMIN = "bea", "cai", "ida", "adele"
+RTC = "/services/rtc/"
+TASK, ANSWER = 1, 2  # cell 0 is the markdown introduction
+EVIL = "<img src=x onerror=window.pwned=1><script>window.pwned=2</script>"
+
+
+def notebook() -> dict[str, Any]:
+    sources = ["# Lab 1: bees\nRead this first.", "# Task: count the bees\nbees = []",
+               "# Your answer\n"]
+    cells: list[dict[str, Any]] = [{"id": "intro", "cell_type": "markdown", "source": sources[0],
+                                    "metadata": {}}]
+    cells += [{"id": cid, "cell_type": "code", "source": src, "metadata": {}, "outputs": [],
+               "execution_count": None} for cid, src in zip(("task", "answer"), sources[1:], strict=True)]
+    kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernelspec}, "cells": cells}
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalHub]:
+    extra = (f'c.JupyterHub.load_groups["cs101"]["users"] += [{STUDENT!r}, {MATE!r}]\n'
+             f"c.Authenticator.admin_users = {{{ADMIN!r}}}\n"
+             "c.YDocExtension.document_save_delay = 0.2\n")
+    hub = start_hub(tmp_path_factory.mktemp("ui"), manage_hub_access=True, extra=extra)
+    yield hub
+    hub.stop()
+
+
+async def no_script_ran(page: Page) -> None:
+    assert await page.evaluate("window.pwned") is None, page.url
+
+
+async def create_session(bea: LabUser, hub: LocalHub, shots: Path) -> str:
+    page = bea.page
+    await page.goto(f"{hub.url}{RTC}sessions/new")
+    await page.get_by_label("Title").fill("Lab 1: bees")
+    await page.get_by_label("A dedicated session server").check()
+    await page.get_by_label("Member 1: user name, team or hub group").fill(MATE)
+    await page.get_by_label("Member 1: role").select_option("editor")
+    await screenshot(page, shots, "new-session")
+    async with page.expect_navigation():
+        await page.get_by_role("button", name="Create session").click()
+    session_id = page.url.split("/sessions/")[1].split("?")[0]
+    token = hub.user_token(STUDENT)
+
+    def ready() -> bool:
+        return hub.rtc("GET", f"/sessions/{session_id}", token=token)[1]["hosting"]["state"] == "ready"
+
+    wait_for("the session server", ready, 120)
+    server = f"/user/rtc-{session_id}/api/contents"
+    assert hub.api("PUT", f"{server}/lab1", {"type": "directory"}, token)[0] in (200, 201)
+    assert hub.api("PUT", f"{server}/lab1/bees.ipynb", {"type": "notebook", "format": "json",
+                                                        "content": notebook()}, token)[0] in (200, 201)
+    return session_id
+
+
+async def lock_task_cell(bea: LabUser, hub: LocalHub, session_id: str, shots: Path) -> None:
+    page = bea.page
+    await page.goto(f"{hub.url}{RTC}sessions/{session_id}")
+    row = page.locator('tr[data-cell="task"]')
+    await row.get_by_label("Rule for cell 2 of lab1/bees.ipynb").select_option("locked")
+    async with page.expect_navigation():
+        await row.get_by_role("button", name="Save the rule of cell 2").click()
+    assert await page.locator('tr[data-cell="task"] td.rule').inner_text() == "locked"
+    await screenshot(page, shots, "session-page")
+
+
+async def test_students_collaborate_and_the_instructor_watches(
+        browser: Browser, hub: LocalHub, screenshots: Path) -> None:
+    bea = await login(browser, hub.url, STUDENT, next_path=RTC)
+    cai = await login(browser, hub.url, MATE, next_path=RTC)
+    try:
+        session_id = await create_session(bea, hub, screenshots)
+        # cai finds it under "shared with me" and opens it: JupyterLab on the session folder
+        await cai.page.goto(f"{hub.url}{RTC}")
+        shared = cai.page.locator(f'#shared tr[data-session="{session_id}"]')
+        assert "editor" in await shared.inner_text()
+        async with cai.page.expect_navigation():
+            await shared.get_by_role("link", name="Open Lab 1: bees in JupyterLab").click()
+        await authorize_if_asked(cai.page)  # the hub asks once before a shared server
+        await cai.page.wait_for_url(re.compile(f"/user/rtc-{session_id}/lab/tree"))
+        await open_notebook(cai, hub.url, f"rtc-{session_id}", "lab1/bees.ipynb")
+        await type_into_cell(cai.page, ANSWER, "bees = 3 ", at_end=True)
+        await wait_for_cell_text(cai.page, ANSWER, lambda t: "bees = 3" in t)
+
+        # bea's page shows cai online (live.js refreshes it, no reload)
+        await bea.page.goto(f"{hub.url}{RTC}")
+        await bea.page.wait_for_function(
+            f"document.querySelector('[data-online=\"{session_id}\"]').textContent.includes('{MATE}')",
+            timeout=30_000)
+        await screenshot(bea.page, screenshots, "student-home")
+
+        await lock_task_cell(bea, hub, session_id, screenshots)
+        await record_cell(cai.page, TASK)
+        before = (await recorded(cai.page, TASK))[0]
+        await type_into_cell(cai.page, TASK, "cai was here ")
+        await wait_for_cell_text(cai.page, TASK, before)  # reverted in his own browser
+        assert any("cai was here" in t for t in await recorded(cai.page, TASK))  # typed, then undone
+        assert await dialogs(cai.page) == []
+        await hide_notifications(cai.page)
+        await screenshot(cai.page, screenshots, "jupyterlab-locked-cell-reverted")
+
+        # bea edits too, in her own JupyterLab
+        await open_notebook(bea, hub.url, f"rtc-{session_id}", "lab1/bees.ipynb")
+        await type_into_cell(bea.page, ANSWER, "Bea: ")
+        await wait_for_cell_text(cai.page, ANSWER, lambda t: t.startswith("Bea: "), timeout=30)
+        await instructor_sees_both(browser, hub, session_id, screenshots)
+    finally:
+        await bea.close()
+        await cai.close()
+
+
+async def instructor_sees_both(browser: Browser, hub: LocalHub, session_id: str, shots: Path) -> None:
+    token = hub.user_token(STUDENT)
+
+    def both_counted() -> bool:
+        events = hub.rtc("GET", f"/sessions/{session_id}/activity?kind=edit", token=token)[1]["events"]
+        return {STUDENT, MATE} <= {e["user"] for e in events}
+
+    wait_for("both students' edits recorded", both_counted, 30)
+    ida = await login(browser, hub.url, INSTRUCTOR, next_path=f"{RTC}dashboard")
+    try:
+        row = ida.page.locator(f'#watched tr[data-session="{session_id}"]')
+        assert "Lab 1: bees" in await row.inner_text()
+        await screenshot(ida.page, shots, "instructor-dashboard")
+        async with ida.page.expect_navigation():
+            await row.get_by_role("link", name="Lab 1: bees").click()
+        chart = ida.page.locator("#timeline svg")
+        for student in (STUDENT, MATE):
+            bars = chart.locator(f'g[data-member="{student}"] rect.bar-edit')
+            assert await bars.count() >= 1, student
+        refused = await ida.page.locator("#refused").inner_text()
+        assert MATE in refused and "task" in refused
+        await screenshot(ida.page, shots, "instructor-activity")
+        async with ida.page.expect_navigation():
+            await ida.page.get_by_role("button", name="Join read-only").click()
+        assert "You joined read-only" in await ida.page.inner_text("main")
+    finally:
+        await ida.close()
+
+
+async def test_the_admin_page(browser: Browser, hub: LocalHub, screenshots: Path) -> None:
+    adele = await login(browser, hub.url, ADMIN, next_path=f"{RTC}admin")
+    try:
+        health = await adele.page.locator("#health").inner_text()
+        assert health.count("OK") == 2
+        assert re.search(r"Active sessions\s+\d", await adele.page.locator("#counts").inner_text())
+        await screenshot(adele.page, screenshots, "admin")
+    finally:
+        await adele.close()
+
+
+async def test_no_page_runs_script_from_titles_teams_or_names(browser: Browser, hub: LocalHub) -> None:
+    evil_user = "<script>eve"
+    assert hub.api("POST", "/hub/api/users", {"usernames": [evil_user]})[0] in (201, 409)
+    bea = await login(browser, hub.url, STUDENT, next_path=RTC)
+    try:
+        page = bea.page
+        await page.goto(f"{hub.url}{RTC}teams")
+        await page.get_by_label("Name").fill("<svg onload=window.pwned=3>")
+        await page.get_by_label("Members").fill(f"{evil_user} {MATE}")
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Create team").click()
+        await no_script_ran(page)
+        await page.goto(f"{hub.url}{RTC}sessions/new")
+        await page.get_by_label("Title").fill(EVIL)
+        await page.get_by_label("A folder of my server").check()
+        await page.get_by_label("Member 1: user name, team or hub group").fill(evil_user)
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Create session").click()
+        # no server of bea's runs: the form comes back with the refusal, the title escaped
+        await no_script_ran(page)
+        assert await page.get_by_label("Title").input_value() == EVIL
+        await page.get_by_label("A dedicated session server").check()
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Create session").click()
+        assert "/sessions/" in page.url
+        session_id = page.url.split("/sessions/")[1].split("?")[0]
+        for path in ("", f"sessions/{session_id}", "teams", "sessions/new"):
+            await page.goto(f"{hub.url}{RTC}{path}")
+            await no_script_ran(page)
+            assert EVIL in await page.inner_text("main") or path in ("teams", "sessions/new")
+    finally:
+        await bea.close()
+    ida = await login(browser, hub.url, INSTRUCTOR, next_path=f"{RTC}dashboard")
+    try:
+        await no_script_ran(ida.page)
+        assert EVIL in await ida.page.inner_text("main")
+    finally:
+        await ida.close()
