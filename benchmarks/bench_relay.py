@@ -45,8 +45,12 @@ sys.path.insert(0, str(HERE))
 from bench_room import (  # noqa: E402
     CELLS,
     KEYS,
+    NOTEBOOK,
+    ROOT,
     cpu_seconds,
+    host_session,
     notebook_json,
+    one,
     percentile,
     processes,
     quiet,
@@ -58,8 +62,6 @@ from hub_rtc.guard.frames import client_receive_sync  # noqa: E402
 from hub_rtc.localhub import LocalHub  # noqa: E402
 
 OWNER, EDITOR = "olive", "ed"
-ROOT = "lab1"
-NOTEBOOK = f"{ROOT}/nb.ipynb"
 MODES = ("direct", "relayed")
 UPDATE = b"\x00\x02"
 
@@ -93,26 +95,11 @@ class Bench:
                             {"type": "notebook", "format": "json", "content": notebook_json()})):
             status, reply = self.hub.api("PUT", f"/user/{OWNER}/{path}", body, self.tokens[OWNER])
             assert status in (200, 201), (status, reply)
-        body = {"title": "bench", "host": "owner", "root": ROOT,
-                "members": [{"user": EDITOR, "role": "editor"}]}
-        while True:  # 409 until olive's server has announced itself to the service
-            status, reply = self.hub.rtc("POST", "/sessions", body, self.tokens[OWNER])
-            if status == 201:
-                break
-            if status != 409 or time.monotonic() > deadline:
-                raise RuntimeError(f"session not created: {status} {reply}")
-            time.sleep(0.3)
-        self.session_id = reply["id"]
+        self.session_id = host_session(self.hub, self.tokens[OWNER], deadline)
 
     @property
     def busy(self) -> list[int]:
         return [self.server_pid, self.service_pid, self.proxy_pid]
-
-
-def one(pids: list[int], what: str) -> int:
-    if len(pids) != 1:
-        raise RuntimeError(f"expected one {what} process, found {pids}")
-    return pids[0]
 
 
 # -- clients ---------------------------------------------------------------------

@@ -145,10 +145,7 @@ class Bench:
         if waiting:
             raise TimeoutError(f"servers not ready in {timeout}s: {sorted(waiting)}")
         for name in SERVERS:
-            found = processes(self.home / name, "jupyterhub.singleuser")
-            if len(found) != 1:
-                raise RuntimeError(f"expected one server process for {name}, found {found}")
-            self.pids[name] = found[0]
+            self.pids[name] = one(processes(self.home / name, "jupyterhub.singleuser"), f"{name}'s server")
 
     def stop_servers(self) -> None:
         for name in SERVERS:
@@ -167,17 +164,7 @@ class Bench:
 
     def create_session(self, timeout: float = 60) -> None:
         """ed edits olive's ``lab1``; the LOCKED cells of nb.ipynb are locked."""
-        body = {"title": "bench", "host": "owner", "root": ROOT,
-                "members": [{"user": EDITOR, "role": "editor"}]}
-        deadline = time.monotonic() + timeout
-        while True:  # 409 until olive's server has announced itself to the service
-            status, reply = self.hub.rtc("POST", "/sessions", body, self.tokens[GUARDED])
-            if status == 201:
-                break
-            if status != 409 or time.monotonic() > deadline:
-                raise RuntimeError(f"session not created: {status} {reply}")
-            time.sleep(0.3)
-        self.session_id = reply["id"]
+        self.session_id = host_session(self.hub, self.tokens[GUARDED], time.monotonic() + timeout)
         for cell in LOCKED:
             status, reply = self.hub.rtc("PUT", f"/sessions/{self.session_id}/cells",
                                          {"path": "nb.ipynb", "cell_id": cell, "rule": "locked"},
@@ -194,10 +181,26 @@ class Bench:
         return (self.hub.workdir / "hub.log").read_text(errors="replace").count(GUARDED_LOG_LINE)
 
     def proxy_pid(self) -> int:
-        found = processes(self.hub.workdir, "configurable-http-proxy")
-        if len(found) != 1:
-            raise RuntimeError(f"expected one proxy process, found {found}")
-        return found[0]
+        return one(processes(self.hub.workdir, "configurable-http-proxy"), "proxy")
+
+
+def host_session(hub: LocalHub, owner_token: str, deadline: float) -> str:
+    """Session "bench" on the token's owner's ``lab1`` with ed as editor; its id."""
+    body = {"title": "bench", "host": "owner", "root": ROOT,
+            "members": [{"user": EDITOR, "role": "editor"}]}
+    while True:  # 409 until the owner's server has announced itself to the service
+        status, reply = hub.rtc("POST", "/sessions", body, owner_token)
+        if status == 201:
+            return str(reply["id"])
+        if status != 409 or time.monotonic() > deadline:
+            raise RuntimeError(f"session not created: {status} {reply}")
+        time.sleep(0.3)
+
+
+def one(pids: list[int], what: str) -> int:
+    if len(pids) != 1:
+        raise RuntimeError(f"expected one {what} process, found {pids}")
+    return pids[0]
 
 
 def processes(cwd: Path, needle: str) -> list[int]:

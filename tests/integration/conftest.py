@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,42 @@ def processes_in(folder: Path, needle: str = "") -> list[int]:
         except OSError:
             continue
     return found
+
+
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+def code_notebook(cells: Mapping[str, str] | Sequence[str], *, kernelspec: bool = False,
+                  markdown: Collection[str] = ()) -> dict[str, Any]:
+    """An nbformat 4.5 notebook of ``cells`` (id -> source, or ids whose source is ``# {id}``).
+
+    Cells are code cells unless their id is in ``markdown``; ``kernelspec`` adds the
+    metadata every notebook JupyterLab saves carries.
+    """
+    sources = cells if isinstance(cells, Mapping) else {cid: f"# {cid}\n" for cid in cells}
+    built: list[dict[str, Any]] = []
+    for cid, source in sources.items():
+        cell: dict[str, Any] = {"id": cid, "cell_type": "markdown" if cid in markdown else "code",
+                                "source": source, "metadata": {}}
+        if cell["cell_type"] == "code":
+            cell.update(outputs=[], execution_count=None)
+        built.append(cell)
+    metadata = {"kernelspec": dict(KERNELSPEC)} if kernelspec else {}
+    return {"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": built}
+
+
+def host_session(rtc: Callable[[str, str, Any], tuple[int, Any]], body: dict[str, Any]) -> str:
+    """Create the session ``body`` describes on its owner's server; its id.
+
+    The service answers 409 until the server has announced itself, so creation is retried.
+    """
+
+    def created() -> Any:
+        status, reply = rtc("POST", "/sessions", body)
+        assert status in (201, 409), reply
+        return reply if status == 201 else None
+
+    return str(wait_for("the session could be hosted on the owner's server", created)["id"])
 
 
 def start_hub(workdir: Path, extra: str = "", db_url: str | None = None,

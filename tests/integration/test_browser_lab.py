@@ -36,7 +36,7 @@ from .browser import (
     type_into_cell,
     wait_for_cell_text,
 )
-from .conftest import start_hub, start_server, wait_for
+from .conftest import code_notebook, start_hub, start_server, wait_for
 from .yclient import YClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -45,14 +45,6 @@ OWNER, EDITOR, VIEWER = "olive", "ed", "vi"
 NOTEBOOK = "lab1/nb.ipynb"
 CELLS = ("free", "locked", "spare")
 FREE, LOCKED, SPARE = range(3)
-
-
-def notebook() -> dict[str, Any]:
-    """Three code cells, and the kernelspec every saved notebook carries."""
-    cells = [{"id": cid, "cell_type": "code", "source": f"# {cid}\n", "metadata": {},
-              "outputs": [], "execution_count": None} for cid in CELLS]
-    kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernelspec}, "cells": cells}
 
 
 class World:
@@ -94,8 +86,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w = World(hub)
         start_server(hub, OWNER)
         assert w.server("api/contents/lab1", "PUT", {"type": "directory"})[0] in (200, 201)
+        content = code_notebook(CELLS, kernelspec=True)
         assert w.server(f"api/contents/{NOTEBOOK}", "PUT", {"type": "notebook", "format": "json",
-                                                            "content": notebook()})[0] in (200, 201)
+                                                            "content": content})[0] in (200, 201)
         assert w.server("api/contents/olives-private.txt", "PUT", {"type": "file", "format": "text",
                                                                    "content": "olive's"})[0] in (200, 201)
         members = [{"user": EDITOR, "role": "editor"}, {"user": VIEWER, "role": "viewer"}]

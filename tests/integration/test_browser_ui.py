@@ -38,7 +38,7 @@ from .browser import (
     type_into_cell,
     wait_for_cell_text,
 )
-from .conftest import start_hub, wait_for
+from .conftest import code_notebook, start_hub, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 
@@ -49,14 +49,9 @@ EVIL = "<img src=x onerror=window.pwned=1><script>window.pwned=2</script>"
 
 
 def notebook() -> dict[str, Any]:
-    sources = ["# Lab 1: bees\nRead this first.", "# Task: count the bees\nbees = []",
-               "# Your answer\n"]
-    cells: list[dict[str, Any]] = [{"id": "intro", "cell_type": "markdown", "source": sources[0],
-                                    "metadata": {}}]
-    cells += [{"id": cid, "cell_type": "code", "source": src, "metadata": {}, "outputs": [],
-               "execution_count": None} for cid, src in zip(("task", "answer"), sources[1:], strict=True)]
-    kernelspec = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {"kernelspec": kernelspec}, "cells": cells}
+    return code_notebook({"intro": "# Lab 1: bees\nRead this first.",
+                          "task": "# Task: count the bees\nbees = []", "answer": "# Your answer\n"},
+                         kernelspec=True, markdown=("intro",))
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import pytest
 
 from hub_rtc.localhub import LocalHub
 
-from .conftest import start_hub, start_server, wait_for
+from .conftest import code_notebook, host_session, start_hub, start_server, wait_for
 from .test_api import conforms
 from .yclient import YClient
 
@@ -33,10 +33,9 @@ CELLS = ("free", "locked", "assigned")
 
 
 def notebook() -> dict[str, Any]:
-    cells = [{"id": cid, "cell_type": "code", "source": f"# {cid}\n", "metadata": {},
-              "outputs": [], "execution_count": None} for cid in CELLS]
-    cells.append({"id": "notes", "cell_type": "markdown", "source": "Read me", "metadata": {}})
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}
+    """The three code cells, then a markdown cell ``notes``."""
+    return code_notebook({**{cid: f"# {cid}\n" for cid in CELLS}, "notes": "Read me"},
+                         markdown=("notes",))
 
 
 class World:
@@ -81,14 +80,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             assert status in (200, 201)
         members = [{"user": EDITOR, "role": "editor"}, {"user": VIEWER, "role": "viewer"},
                    {"user": ASSIGNEE, "role": "editor"}]
-
-        def created() -> Any:
-            status, reply = w.rtc("POST", "/sessions", {"title": "Docs", "host": "owner",
-                                                       "root": "lab1", "members": members})
-            assert status in (201, 409), reply  # 409 until the server has announced itself
-            return reply if status == 201 else None
-
-        w.session_id = wait_for("the session could be hosted on olive's server", created)["id"]
+        w.session_id = host_session(w.rtc, {"title": "Docs", "host": "owner", "root": "lab1",
+                                            "members": members})
         for cell, rule, writers in (("locked", "locked", []), ("assigned", "assigned", [{"user": ASSIGNEE}])):
             body = {"path": "nb.ipynb", "cell_id": cell, "rule": rule, "writers": writers}
             assert w.rtc("PUT", f"/sessions/{w.session_id}/cells", body)[0] in (200, 201)

@@ -27,7 +27,15 @@ from tornado.websocket import websocket_connect
 
 from hub_rtc.localhub import REPO, LocalHub
 
-from .conftest import process_environ, processes_in, start_hub, start_server, wait_for
+from .conftest import (
+    code_notebook,
+    host_session,
+    process_environ,
+    processes_in,
+    start_hub,
+    start_server,
+    wait_for,
+)
 from .yclient import YClient, open_session, refused_status
 
 pytestmark = pytest.mark.integration
@@ -35,12 +43,6 @@ pytestmark = pytest.mark.integration
 OWNER, EDITOR, VIEWER, ASSIGNEE, STRANGER, BRIEF = "olive", "ed", "vi", "ann", "non", "tem"
 NOTEBOOK = "lab1/nb.ipynb"
 CELLS = ("free", "locked", "assigned")
-
-
-def notebook() -> dict[str, Any]:
-    cells = [{"id": cid, "cell_type": "code", "source": f"# {cid}\n", "metadata": {},
-              "outputs": [], "execution_count": None} for cid in CELLS]
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}
 
 
 class World:
@@ -92,20 +94,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         start_server(hub, OWNER)
         assert w.server("api/contents/lab1", "PUT", {"type": "directory"})[0] in (200, 201)
         status, _ = w.server(f"api/contents/{NOTEBOOK}", "PUT",
-                             {"type": "notebook", "format": "json", "content": notebook()})
+                             {"type": "notebook", "format": "json", "content": code_notebook(CELLS)})
         assert status in (200, 201)
         assert w.server("api/contents/private.txt", "PUT",
                         {"type": "file", "format": "text", "content": "olive's"})[0] in (200, 201)
         members = [{"user": EDITOR, "role": "editor"}, {"user": VIEWER, "role": "viewer"},
                    {"user": ASSIGNEE, "role": "editor"}]
-
-        def created() -> Any:
-            status, reply = w.rtc("POST", "/sessions", {"title": "Lab 1", "host": "owner",
-                                                       "root": "lab1", "members": members})
-            assert status in (201, 409), reply  # 409 until the server has announced itself
-            return reply if status == 201 else None
-
-        w.session_id = wait_for("the session could be hosted on olive's server", created)["id"]
+        w.session_id = host_session(w.rtc, {"title": "Lab 1", "host": "owner", "root": "lab1",
+                                            "members": members})
         assert w.rtc("PUT", f"/sessions/{w.session_id}/cells",
                      {"path": "nb.ipynb", "cell_id": "locked", "rule": "locked"})[0] in (200, 201)
         assert w.rtc("PUT", f"/sessions/{w.session_id}/cells",
@@ -346,7 +342,7 @@ async def test_a_dedicated_session_server_is_guarded_too(world: World) -> None:
 
     # the session's owner is a member like the others: shared in, with the owner role
     assert on_account("api/contents/nb.ipynb", "PUT", {"type": "notebook", "format": "json",
-                                                       "content": notebook()})[0] == 201
+                                                       "content": code_notebook(CELLS)})[0] == 201
     assert on_account("api/contents/nb.ipynb", user=STRANGER)[0] == 403
     editor = await YClient.connect(world.hub.url, account, "nb.ipynb", world.tokens[EDITOR])
     viewer = await YClient.connect(world.hub.url, account, "nb.ipynb", world.tokens[VIEWER])

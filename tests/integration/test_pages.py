@@ -20,7 +20,7 @@ import requests
 
 from hub_rtc.localhub import LocalHub
 
-from .conftest import start_hub, start_server, wait_for
+from .conftest import code_notebook, start_hub, start_server, wait_for
 from .test_browser_auth import browser_login
 from .yclient import YClient
 
@@ -34,13 +34,7 @@ CELLS = ("intro", "task", "answer")
 
 
 def notebook() -> dict[str, Any]:
-    cells = [{"id": cid, "cell_type": "markdown" if cid == "intro" else "code",
-              "source": f"# {cid} of the lab\n", "metadata": {}}
-             for cid in CELLS]
-    for cell in cells:
-        if cell["cell_type"] == "code":
-            cell.update(outputs=[], execution_count=None)
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}
+    return code_notebook({cid: f"# {cid} of the lab\n" for cid in CELLS}, markdown=("intro",))
 
 
 class UI:

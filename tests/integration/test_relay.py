@@ -30,7 +30,7 @@ from tornado.websocket import websocket_connect
 
 from hub_rtc.localhub import REPO, LocalHub
 
-from .conftest import processes_in, start_hub, start_server, wait_for
+from .conftest import code_notebook, host_session, processes_in, start_hub, start_server, wait_for
 from .yclient import YClient
 
 pytestmark = pytest.mark.integration
@@ -39,12 +39,6 @@ OWNER, EDITOR, VIEWER, ASSIGNEE, STRANGER, BRIEF = "olive", "ed", "vi", "ann", "
 NOTEBOOK = "lab1/nb.ipynb"
 CELLS = ("free", "locked", "other")
 ON_BEHALF = "X-HubRTC-On-Behalf-Of"
-
-
-def notebook() -> dict[str, Any]:
-    cells = [{"id": cid, "cell_type": "code", "source": f"# {cid}\n", "metadata": {},
-              "outputs": [], "execution_count": None} for cid in CELLS]
-    return {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": cells}
 
 
 class World:
@@ -142,20 +136,15 @@ def make_world(workdir: Path, extra: str = "") -> Iterator[World]:
         w = World(hub, workdir / "home")
         start_server(hub, OWNER)
         assert w.server("api/contents/lab1", "PUT", {"type": "directory"})[0] in (200, 201)
+        content = code_notebook(CELLS)
         assert w.server(f"api/contents/{NOTEBOOK}", "PUT",
-                        {"type": "notebook", "format": "json", "content": notebook()})[0] in (200, 201)
+                        {"type": "notebook", "format": "json", "content": content})[0] in (200, 201)
         assert w.server("api/contents/private.txt", "PUT",
                         {"type": "file", "format": "text", "content": "olive's"})[0] in (200, 201)
         members = [{"user": EDITOR, "role": "editor"}, {"user": VIEWER, "role": "viewer"},
                    {"user": ASSIGNEE, "role": "editor"}]
-
-        def created() -> Any:
-            status, reply = w.rtc("POST", "/sessions", {"title": "Lab 1", "host": "owner",
-                                                       "root": "lab1", "members": members})
-            assert status in (201, 409), reply
-            return reply if status == 201 else None
-
-        w.session_id = wait_for("the session could be hosted on olive's server", created)["id"]
+        w.session_id = host_session(w.rtc, {"title": "Lab 1", "host": "owner", "root": "lab1",
+                                            "members": members})
         assert w.rtc("PUT", f"/sessions/{w.session_id}/cells",
                      {"path": "nb.ipynb", "cell_id": "locked", "rule": "locked"})[0] in (200, 201)
         yield w
