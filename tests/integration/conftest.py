@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -154,3 +155,16 @@ class Tokens:
 @pytest.fixture(scope="session")
 def tokens(hub: LocalHub) -> Tokens:
     return Tokens(hub)
+
+
+def saved_notebook(path: Path, timeout: float = 5) -> dict[str, Any]:
+    """A notebook file as the server saved it, read again while a save is half-written
+    (the server truncates the file before writing it: an empty or cut-off read)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return json.loads(path.read_text())
+        except ValueError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)

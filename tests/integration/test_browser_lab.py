@@ -36,7 +36,7 @@ from .browser import (
     type_into_cell,
     wait_for_cell_text,
 )
-from .conftest import code_notebook, start_hub, start_server, wait_for
+from .conftest import code_notebook, saved_notebook, start_hub, start_server, wait_for
 from .yclient import YClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -58,7 +58,7 @@ class World:
         return self.hub.api(method, f"/user/{OWNER}/{path}", body, self.tokens[user])
 
     def disk(self) -> dict[str, str]:
-        saved = json.loads((self.home / NOTEBOOK).read_text())
+        saved = saved_notebook(self.home / NOTEBOOK)
         return {c["id"]: "".join(c["source"]) for c in saved["cells"]}
 
     async def owner_client(self) -> YClient:

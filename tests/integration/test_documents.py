@@ -21,7 +21,7 @@ import pytest
 
 from hub_rtc.localhub import LocalHub
 
-from .conftest import code_notebook, host_session, start_hub, start_server, wait_for
+from .conftest import code_notebook, host_session, saved_notebook, start_hub, start_server, wait_for
 from .test_api import conforms
 from .yclient import YClient
 
@@ -57,7 +57,7 @@ class World:
         return f"/sessions/{self.session_id}/documents/{path}"
 
     def disk_sources(self, path: str = NOTEBOOK) -> dict[str, str]:
-        cells = json.loads((self.home / OWNER / path).read_text())["cells"]
+        cells = saved_notebook(self.home / OWNER / path)["cells"]
         return {c["id"]: "".join(c["source"]) for c in cells}
 
     async def watcher(self) -> YClient:

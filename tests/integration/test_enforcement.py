@@ -32,6 +32,7 @@ from .conftest import (
     host_session,
     process_environ,
     processes_in,
+    saved_notebook,
     start_hub,
     start_server,
     wait_for,
@@ -64,7 +65,7 @@ class World:
         return await YClient.connect(self.hub.url, OWNER, NOTEBOOK, self.tokens[user])
 
     def disk(self) -> dict[str, Any]:
-        return json.loads((self.home / OWNER / NOTEBOOK).read_text())
+        return saved_notebook(self.home / OWNER / NOTEBOOK)
 
     def disk_sources(self) -> dict[str, str]:
         return {c["id"]: "".join(c["source"]) for c in self.disk()["cells"]}

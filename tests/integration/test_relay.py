@@ -30,7 +30,15 @@ from tornado.websocket import websocket_connect
 
 from hub_rtc.localhub import REPO, LocalHub
 
-from .conftest import code_notebook, host_session, processes_in, start_hub, start_server, wait_for
+from .conftest import (
+    code_notebook,
+    host_session,
+    processes_in,
+    saved_notebook,
+    start_hub,
+    start_server,
+    wait_for,
+)
 from .yclient import YClient
 
 pytestmark = pytest.mark.integration
@@ -76,7 +84,7 @@ class World:
         return await YClient.connect(self.hub.url, OWNER, NOTEBOOK, self.tokens[user])
 
     def disk(self) -> dict[str, Any]:
-        return json.loads((self.home / OWNER / NOTEBOOK).read_text())
+        return saved_notebook(self.home / OWNER / NOTEBOOK)
 
     def disk_sources(self) -> dict[str, str]:
         return {c["id"]: "".join(c["source"]) for c in self.disk()["cells"]}
