@@ -136,6 +136,10 @@ class RTCPolicy(Configurable):
             watched.update(self.instructor_groups.get(group, []))
         return frozenset(watched)
 
+    def courses(self) -> frozenset[str]:
+        """Every hub group some instructor group watches: the groups a session's course may be."""
+        return frozenset(g for groups in self.instructor_groups.values() for g in groups)
+
     def default_lifetime(self) -> timedelta | None:
         return timedelta(hours=self.default_lifetime_hours) if self.default_lifetime_hours else None
 

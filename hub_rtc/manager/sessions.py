@@ -18,7 +18,7 @@ from .notify import SESSION_ENDED
 from .people import People
 from .principals import Principals
 from .validate import check_expiry, folder, parse_when
-from .views import load_view, session_json
+from .views import load_view, online, session_json
 
 ACCOUNT_PREFIX = "rtc-"
 LISTS = ("visible", "mine", "shared", "watched", "all")
@@ -98,12 +98,13 @@ class Sessions:
 
         def query(db: Session) -> list[dict[str, Any]]:
             rows = _visible(db, principal, which, state, limit, offset)
+            online_now = online(db, [row.id for row in rows])  # one query, not one per row
             out = []
             for row in rows:
                 view = load_view(db, row.id, principal)
                 assert view is not None
                 role = effective_role(principal, view, policy, models.utcnow())
-                out.append(session_json(db, row, role, base))
+                out.append(session_json(db, row, role, base, online_now))
             return out
 
         return await self.ctx.db.run(query)
@@ -175,7 +176,7 @@ class Sessions:
 
         Unset: the one watched group the owner is in, if exactly one.
         """
-        watched = {g for gs in self.ctx.policy.instructor_groups.values() for g in gs}
+        watched = self.ctx.policy.courses()
         if course is None:
             mine = sorted(actor.groups & watched)
             return mine[0] if len(mine) == 1 else None

@@ -173,8 +173,12 @@ def open_url(row: RTCSession, hub_base_url: str) -> str:
 
 
 def session_json(
-    db: Session, row: RTCSession, my_role: str | None, hub_base_url: str
+    db: Session, row: RTCSession, my_role: str | None, hub_base_url: str,
+    online_now: dict[str, list[str]] | None = None,
 ) -> dict[str, Any]:
+    """One session in the API's form; a list passes ``online_now`` for all its rows at once."""
+    if online_now is None:
+        online_now = online(db, [row.id])
     owner = db.scalar(select(User.name).where(User.id == row.owner_id))
     return {
         "id": row.id,
@@ -193,7 +197,7 @@ def session_json(
         "hosting": {"state": row.hosting_state, "message": row.hosting_message},
         "my_role": my_role,
         "members": members_json(db, row),
-        "online": online(db, [row.id]).get(row.id, []),
+        "online": online_now.get(row.id, []),
         "watchers": watcher_names(db, row.id),
     }
 

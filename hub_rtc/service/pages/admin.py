@@ -13,9 +13,9 @@ class AdminPage(PageHandler):
 
     @web.authenticated
     async def get(self) -> None:
-        actor = await self.actor(SCOPE_ADMIN)
+        actor = self._viewer = await self.actor(SCOPE_ADMIN)
         await self.render_page(
-            "admin.html", actor=actor,
+            "admin.html",
             policy=self.manager.ctx.policy.to_dict(),
             report=await self.manager.status.report(actor),
             servers=await self.manager.servers.list(actor),

@@ -76,6 +76,7 @@ class PageHandler(APIHandler):
 
     #: the nav entry this page belongs to (see ``_nav``)
     section = ""
+    _viewer: Actor | None = None
 
     def set_default_headers(self) -> None:
         # scripts and styles come from the hub and this service only (no inline code)
@@ -97,10 +98,13 @@ class PageHandler(APIHandler):
         return path
 
     async def viewer(self) -> Actor:
-        return await self.actor()
+        """The logged-in person, resolved once per request (a page re-renders after a refusal)."""
+        if self._viewer is None:
+            self._viewer = await self.actor()
+        return self._viewer
 
     async def render_page(self, template: str, status: int = 200, **values: Any) -> None:
-        actor = values.pop("actor", None) or await self.viewer()
+        actor = await self.viewer()
         page = self.settings["templates"].get_template(template).render(
             **self._common(actor), **values)
         self.set_status(status)

@@ -11,7 +11,7 @@ from tornado import web
 from ...charts import bucket, timeline_svg
 from ...manager.overview import SORTS
 from .base import PageHandler
-from .notebooks import Notebook, NotebookReader
+from .notebooks import Notebook, session_notebooks
 
 
 class DashboardPage(PageHandler):
@@ -25,7 +25,7 @@ class DashboardPage(PageHandler):
                   "sort": arg("sort", "last_activity"), "order": arg("order", "desc")}
         found = await self.manager.overview.watched(
             actor, choice["course"], choice["activity"], choice["sort"], choice["order"] != "asc")
-        await self.render_page("dashboard.html", actor=actor, choice=choice, sorts=SORTS, **found)
+        await self.render_page("dashboard.html", choice=choice, sorts=SORTS, **found)
 
 
 class SessionActivityPage(PageHandler):
@@ -39,22 +39,14 @@ class SessionActivityPage(PageHandler):
         members = [m["name"] for m in session["members"] if m["kind"] == "user"]
         data = bucket(events, [session["owner"], *members])
         chart = Markup(timeline_svg(data, f"Activity in {session['title']}")) if data else None
-        notebooks = await self._notebooks(session, actor.name)
+        # cells in order with their text, where the instructor may read them (once joined)
+        notebooks, _ = await session_notebooks(self.settings["upstream"], session, actor.name)
         await self.render_page(
-            "activity.html", actor=actor, s=session, chart=chart, data=data,
+            "activity.html", s=session, chart=chart, data=data,
             cells=cell_matrix(events, notebooks),
             refused=sorted((e for e in events if e["kind"] == "refused"),
                            key=lambda e: e["ts"], reverse=True),
             summary=await self.manager.activity.summary(actor, session_id))
-
-    async def _notebooks(self, session: dict[str, Any], name: str) -> list[Notebook]:
-        """The session's notebooks, to show cells in order with their text (best effort)."""
-        if session["state"] != "active" or session["hosting"]["state"] not in ("ready", "unmanaged"):
-            return []
-        try:
-            return await NotebookReader(self.settings["upstream"], session, name).notebooks()
-        except LookupError:
-            return []
 
 
 def cell_matrix(events: list[dict[str, Any]], notebooks: list[Notebook]) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ class HomePage(PageHandler):
             if key == "shared":  # my own sessions are listed above
                 found = [s for s in found if s["owner"] != actor.name]
             sections.append({"key": key, "label": label, "empty": empty, "sessions": found})
-        await self.render_page("home.html", actor=actor, sections=sections)
+        await self.render_page("home.html", sections=sections)
 
 
 default_handlers = [(r"/?", HomePage)]

@@ -84,6 +84,19 @@ class NotebookReader:
         return Notebook(path, summarise(model.get("content") or {}))
 
 
+async def session_notebooks(upstream: Upstream, session: dict[str, Any],
+                            as_user: str) -> tuple[list[Notebook], str]:
+    """The notebooks of an active session as ``as_user`` may read them, or why there are none."""
+    if session["state"] != "active":
+        return [], ""
+    if session["hosting"]["state"] not in ("ready", "unmanaged"):
+        return [], "the session's server is not ready yet: " + session["hosting"]["message"]
+    try:
+        return await NotebookReader(upstream, session, as_user).notebooks(), ""
+    except LookupError as e:
+        return [], str(e)
+
+
 def _why(status: int, model: Any) -> str:
     message = model.get("message") if isinstance(model, dict) else None
     if status == 599:

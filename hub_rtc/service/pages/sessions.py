@@ -10,7 +10,7 @@ from tornado import web
 from ...decision.roles import GRANTABLE_ROLES
 from ...manager import RTCError
 from .base import FormError, PageHandler, field_errors
-from .notebooks import Notebook, NotebookReader
+from .notebooks import Notebook, session_notebooks
 
 SESSION = r"/sessions/(?P<session_id>[0-9a-zA-Z]+)"
 NEW_FIELDS = ("title", "host", "root", "course", "members", "expires_at")
@@ -86,10 +86,10 @@ class NewSessionPage(PageHandler):
         policy = self.manager.ctx.policy
         rows = values["members"] + [{"kind": "user", "name": "", "role": "editor"}] * MEMBER_ROWS
         await self.render_page(
-            "new_session.html", status=status, actor=actor, values=values, errors=errors,
+            "new_session.html", status=status, values=values, errors=errors,
             rows=rows[:MEMBER_ROWS], kinds=KINDS, policy=policy,
             roles=[r for r in GRANTABLE_ROLES if r in policy.grantable_roles or actor.is_admin],
-            courses=sorted(actor.groups & {g for gs in policy.instructor_groups.values() for g in gs}),
+            courses=sorted(actor.groups & policy.courses()),
             teams=[t["name"] for t in await self.manager.teams.list(actor)],
         )
 
@@ -114,7 +114,7 @@ class SessionPage(PageHandler):
             summary = await self.manager.activity.summary(actor, session_id)
         policy = self.manager.ctx.policy
         await self.render_page(
-            "session.html", status=status, actor=actor, s=session, manage=manage,
+            "session.html", status=status, s=session, manage=manage,
             active=session["state"] == "active", notebooks=notebooks, reading=reading,
             rules=rules, summary=summary, errors=errors, values=values or {}, kinds=KINDS,
             roles=[r for r in GRANTABLE_ROLES if r in policy.grantable_roles or actor.is_admin],
@@ -123,15 +123,10 @@ class SessionPage(PageHandler):
 
     async def _notebooks(self, session: dict[str, Any], name: str,
                          manage: bool) -> tuple[list[Notebook], str]:
-        """The notebooks to pick cells from (managers of active, ready sessions only)."""
-        if not manage or session["state"] != "active":
+        """The notebooks to pick cells from (for managers only)."""
+        if not manage:
             return [], ""
-        if session["hosting"]["state"] not in ("ready", "unmanaged"):
-            return [], "the session's server is not ready yet: " + session["hosting"]["message"]
-        try:
-            return await NotebookReader(self.settings["upstream"], session, name).notebooks(), ""
-        except LookupError as e:
-            return [], str(e)
+        return await session_notebooks(self.settings["upstream"], session, name)
 
 
 class SessionAction(SessionPage):

@@ -44,7 +44,7 @@ class TeamsPage(PageHandler):
     async def _show(self, values: dict[str, Any], errors: dict[str, str], status: int = 200) -> None:
         actor = await self.viewer()
         teams = await self.manager.teams.list(actor)
-        await self.render_page("teams.html", status=status, actor=actor, teams=teams,
+        await self.render_page("teams.html", status=status, teams=teams,
                                values=values, errors=errors)
 
 
@@ -58,7 +58,7 @@ class TeamPage(PageHandler):
     async def _show(self, team: str, errors: dict[str, str], status: int = 200) -> None:
         actor = await self.viewer()
         found = await self.manager.teams.get(actor, team)
-        await self.render_page("team.html", status=status, actor=actor, team=found,
+        await self.render_page("team.html", status=status, team=found,
                                owns=found["owner"] == actor.name or actor.is_admin, errors=errors)
 
     @web.authenticated

@@ -23,6 +23,7 @@
   }
 
   async function refresh() {
+    if (document.visibilityState === "hidden") return;  // a background tab costs the service nothing
     const ids = new Set(Array.from(spots, (s) => s.dataset.online));
     try {
       const reply = await fetch(api.content + "/sessions?state=active&limit=1000",
