@@ -6,10 +6,11 @@ Pure data: the Authorizer, the guarded room and the kernel hook all read an
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..guard import Rights
+from .roomid import NOTEBOOK
 from .targets import Target
 
 
@@ -60,6 +61,19 @@ class Access:
         if self.root and path.startswith(self.root + "/"):
             return path[len(self.root) + 1:]
         return path
+
+    def opened_as(self, doc_type: str) -> Access:
+        """This access in a room that opens the file as ``doc_type``.
+
+        Cell rules can only be checked in a notebook room: the same ``.ipynb``
+        as a text file, saved whole, would carry any change to a protected
+        cell onto disk, and the notebook room would load it.  So whoever has
+        protected cells in a file may read it as another type, never write it.
+        """
+        if not self.protected or doc_type == NOTEBOOK:
+            return self
+        return replace(self, write=False, reason="this notebook has cells you may not change: "
+                                                  "edit it as a notebook")
 
     def rights(self) -> Rights:
         """What the CRDT guard enforces for this user's document updates."""

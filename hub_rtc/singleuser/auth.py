@@ -33,6 +33,7 @@ from traitlets import Unicode
 
 from .access import Access
 from .gate import OWNER, Gate
+from .roomid import RoomId
 from .targets import Target, target
 
 #: Set while a request that may start a kernel is authorized, read by the
@@ -159,8 +160,11 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
 
 async def resolve_path(handler: Any, check: Target) -> str | None:
     """The file a check is about: from the URL, a room id or a kernel id."""
-    if check.room_id is not None:
-        return room_path(handler.settings, check.room_id)
+    if check.room is not None:
+        path = room_path(handler.settings, check.room)
+        if path is None:  # never "anywhere on this server": a room is one document
+            raise web.HTTPError(404, "hub_rtc: no document on this server has that file id")
+        return path
     if check.kernel_id is not None:
         manager = handler.settings.get("session_manager")
         if manager is not None:
@@ -171,13 +175,12 @@ async def resolve_path(handler: Any, check: Target) -> str | None:
     return check.path
 
 
-def room_path(settings: dict[str, Any], room_id: str) -> str | None:
-    """The file behind ``<format>:<type>:<file id>``; None for other rooms."""
-    parts = room_id.split(":", 2)
-    if len(parts) != 3:
+def room_path(settings: dict[str, Any], room: RoomId) -> str | None:
+    """The file behind a document room; None for other rooms and unknown file ids."""
+    if not room.is_document:
         return None
     manager = settings.get("file_id_manager")
-    path = manager.get_path(parts[2]) if manager is not None else None
+    path = manager.get_path(room.file_id) if manager is not None else None
     return str(path).strip("/") if path is not None else None
 
 

@@ -27,6 +27,7 @@ from ..guard import AwarenessPin, DocumentGuard, FrameError, FrameKind, Verdict,
 from .access import Access
 from .auth import hub_name, narrowed, on_behalf, room_path
 from .gate import OWNER
+from .roomid import RoomId, RoomIdError, parse_room_id, room_tail
 
 #: a connection sending this many refused updates within REFUSED_WINDOW
 #: seconds is closed: each one costs a revert
@@ -66,6 +67,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
     def initialize(self, hub_rtc: Any) -> None:  # type: ignore[override]
         self.rtc = hub_rtc
         super().initialize(**hub_rtc.room_handler_kwargs())
+        self._room_ref = RoomId("transient", "")
         self._doc_path: str | None = None
         self._name = ""
         self._set_access(Access.none("not checked yet"))
@@ -83,23 +85,41 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         user = self.current_user
         if user is None:
             raise web.HTTPError(403, "hub_rtc: sign in to open this document")
-        room_id = self.path_args[0] if self.path_args else self.request.path.rsplit("/", 1)[-1]
-        self._doc_path = room_path(self.settings, room_id)
+        self._room_ref = self._read_room_id()
+        self._doc_path = room_path(self.settings, self._room_ref)
+        if self._room_ref.is_document and self._doc_path is None:
+            raise web.HTTPError(404, "hub_rtc: no document on this server has that file id")
         self._set_access(await self._decide())
         self._name = hub_name(user)
         if not self._access.read:
             raise web.HTTPError(403, f"hub_rtc: {self._access.reason or 'not a member'}")
+        if self._room_ref.kind == "transient" and not self._is_server_owner():
+            raise web.HTTPError(403, "hub_rtc: only document rooms are open to collaborators")
         await super().prepare()
+        # jupyter-collaboration read the room id again, its own way: it must be this one
+        if getattr(self, "_room_id", None) != self._room_ref.raw:
+            raise web.HTTPError(500, "hub_rtc: jupyter-collaboration opened another room")
+
+    def _read_room_id(self) -> RoomId:
+        """The room id from the raw request path, as jupyter-collaboration will read it."""
+        try:
+            return parse_room_id(room_tail(self.request.path, self.base_url) or "")
+        except RoomIdError as e:
+            raise web.HTTPError(400, f"hub_rtc: {e}") from None
 
     def _set_access(self, access: Access) -> None:
         """Keep what every message needs ready, rather than derive it per keystroke."""
+        access = access.opened_as(self._room_ref.type) if self._room_ref.is_document else access
         self._access = access
         self._rights = access.rights()
         self._session_path = access.relative(self._doc_path or "")
 
+    def _is_server_owner(self) -> bool:
+        return self.rtc.gate.is_owner(hub_name(self.current_user)) and not on_behalf(self.current_user)
+
     async def _decide(self, fresh: bool = False) -> Access:
         name = hub_name(self.current_user)
-        if self.rtc.gate.is_owner(name) and not on_behalf(self.current_user):
+        if self._is_server_owner():
             # full rights; the service's answer only names the session and identity
             ident = await self.rtc.gate.access(name, self._doc_path)
             return Access(**{**OWNER.__dict__, "identity": ident.identity,
@@ -110,7 +130,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
 
     @property
     def _is_document(self) -> bool:
-        return self._doc_path is not None
+        return self._room_ref.is_document
 
     async def open(self, room_id: str) -> None:  # type: ignore[override]
         if self._is_document:

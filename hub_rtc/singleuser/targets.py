@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
+from .roomid import ROOM_ROUTE, RoomId, RoomIdError, parse_room_id
+
 #: What must hold: rights on a path, membership somewhere on this server,
 #: the terminal right, or nothing can make it allowed.
 Scope = Literal["path", "server", "terminal", "deny"]
@@ -36,15 +38,12 @@ OWNERS_LAB_PARTS = frozenset({"workspaces"})
 #: to, those who may run code somewhere on this server (a viewer's JupyterLab
 #: then offers "No Kernel" instead of failing to start one)
 KERNEL_RESOURCES = frozenset({"kernels", "kernelspecs", "sessions"})
-ROOM_ROUTE = "api/collaboration/room/"
 SESSION_ROUTE = "api/collaboration/session/"
 #: jupyter-collaboration's side doors into a document's history and forks:
 #: each can change the document outside the guarded room, so even reading
 #: them needs write rights.  Their last URL part is a room id or a path.
 SIDE_DOORS_BY_ROOM = ("api/collaboration/fork/", "api/collaboration/undo_redo/")
 SIDE_DOORS_BY_PATH = ("api/collaboration/timeline/",)
-#: the one room that is not a document: JupyterLab's list of who is online
-GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
 
 
 @dataclass(frozen=True)
@@ -52,7 +51,7 @@ class Target:
     scope: Scope
     action: str  # read | write | execute
     path: str | None = None
-    room_id: str | None = None  # resolve to a path through the file id manager
+    room: RoomId | None = None  # resolve to a path through the file id manager
     kernel_id: str | None = None  # resolve to a notebook path through the session manager
     why: str = ""
 
@@ -145,12 +144,16 @@ def _read_or_deny(action: str, what: str) -> Target:
 
 
 def _room_target(action: str, raw: str) -> Target:
-    room_id = unquote(raw).split("?")[0]
-    if room_id == GLOBAL_AWARENESS:
+    """``raw`` is the undecoded URL tail: read exactly as jupyter-collaboration reads it."""
+    try:
+        room = parse_room_id(raw)
+    except RoomIdError as e:
+        return Target("deny", action, why=str(e))
+    if room.kind == "awareness":
         return Target("server", "read")
-    if room_id.count(":") < 2:  # forks and other rooms the guard does not watch
+    if room.kind == "transient":  # forks and other rooms the guard does not watch
         return Target("deny", action, why="only document rooms are open to collaborators")
-    return Target("path", action, room_id=room_id)
+    return Target("path", action, room=room)
 
 
 def _tail(url: str) -> str:

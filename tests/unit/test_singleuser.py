@@ -11,6 +11,7 @@ import pytest
 
 from hub_rtc.singleuser.access import Access
 from hub_rtc.singleuser.cache import NEGATIVE_SECONDS, AccessCache
+from hub_rtc.singleuser.roomid import RoomId, RoomIdError, parse_room_id, room_tail
 from hub_rtc.singleuser.tally import Tally
 from hub_rtc.singleuser.targets import Target, clean_path, target
 
@@ -57,20 +58,63 @@ def test_files_and_nbconvert_paths_come_from_the_url() -> None:
     assert one("GET", "nbconvert/html/lab1/a.ipynb", "nbconvert", "read")[0].path == "lab1/a.ipynb"
 
 
+FILE_ID = "3251768a-6f72-45a6-b8d2-ff20b804e069"
+NOTEBOOK_ROOM = parse_room_id(f"json:notebook:{FILE_ID}")
+
+
 def test_rooms_and_side_doors() -> None:
-    room = one("GET", "api/collaboration/room/json:notebook:abc", "contents", "read")
-    assert room == [Target("path", "read", room_id="json:notebook:abc")]
+    room = one("GET", f"api/collaboration/room/json:notebook:{FILE_ID}", "contents", "read")
+    assert room == [Target("path", "read", room=NOTEBOOK_ROOM)]
     assert one("GET", "api/collaboration/room/JupyterLab:globalAwareness", "contents", "read") == [
         Target("server", "read")]
     fork_room = one("GET", "api/collaboration/room/0123abcd", "contents", "read")
     assert fork_room[0].scope == "deny"
     # reading a timeline, listing forks, undo/redo: all need write
     assert one("GET", "api/collaboration/timeline/lab1/a.ipynb", "contents", "read")[0].action == "write"
-    assert one("GET", "api/collaboration/fork/json:notebook:abc", "contents", "read")[0].action == "write"
-    assert one("PUT", "api/collaboration/undo_redo/json:notebook:abc", "contents", "write")[0] == Target(
-        "path", "write", room_id="json:notebook:abc")
+    assert one("GET", f"api/collaboration/fork/json:notebook:{FILE_ID}", "contents",
+               "read")[0].action == "write"
+    assert one("PUT", f"api/collaboration/undo_redo/json:notebook:{FILE_ID}", "contents",
+               "write")[0] == Target("path", "write", room=NOTEBOOK_ROOM)
     assert one("PUT", "api/collaboration/session/lab1/a.ipynb", "contents", "write") == [
         Target("path", "read", "lab1/a.ipynb")]
+
+
+@pytest.mark.parametrize("tail", [
+    f"x/json:notebook:{FILE_ID}", f"a:b:c/json:notebook:{FILE_ID}",
+    f"JupyterLab:globalAwareness/json:notebook:{FILE_ID}", f"json%3Anotebook%3A{FILE_ID}",
+    f"json:notebook:{FILE_ID}%2Fx", f"json:notebook:{FILE_ID}:x", f"/json:notebook:{FILE_ID}",
+    f"json:notebook:{FILE_ID.upper()}", "json:notebook:abc", f"text:notebook:{FILE_ID}",
+    f"json:file:{FILE_ID}", f"base64:file:{FILE_ID}", f"json:chat:{FILE_ID}", "", "a:b",
+    "JupyterLab:globalAwareness2", "fork room", "..", f"json:notebook:{FILE_ID}\\x",
+])
+def test_a_room_id_read_any_other_way_is_refused(tail: str) -> None:
+    with pytest.raises(RoomIdError):
+        parse_room_id(tail)
+    (refusal,) = one("GET", f"api/collaboration/room/{tail}", "contents", "read")
+    assert refusal.scope == "deny" and refusal.why
+
+
+def test_room_ids_that_every_reader_reads_the_same() -> None:
+    assert parse_room_id(f"text:file:{FILE_ID}") == RoomId("document", f"text:file:{FILE_ID}",
+                                                           "text", "file", FILE_ID)
+    assert parse_room_id(f"base64:blob:{FILE_ID}").type == "blob"
+    assert parse_room_id(f"json:notebook:{FILE_ID}").is_notebook
+    assert not parse_room_id(f"text:unicode:{FILE_ID}").is_notebook
+    assert parse_room_id("JupyterLab:globalAwareness").kind == "awareness"
+    assert parse_room_id("5f1e0c7e-0d7e-4f7e-9e35-61f5c1a2b3c4").kind == "transient"
+    # the tail is taken from the raw path, below the base URL
+    assert room_tail(f"/user/o/api/collaboration/room/json:notebook:{FILE_ID}", "/user/o/") == (
+        f"json:notebook:{FILE_ID}")
+    assert room_tail("/user/o/api/collaboration/fork/x", "/user/o/") is None
+
+
+def test_a_notebook_with_protected_cells_is_read_only_as_any_other_type() -> None:
+    editor = Access(read=True, write=True, execute=True, role="editor", protected=frozenset({"c"}))
+    assert editor.opened_as("notebook") is editor
+    for other in ("file", "unicode", "blob"):
+        assert not editor.opened_as(other).write and editor.opened_as(other).read
+    free = Access(read=True, write=True, role="editor")
+    assert free.opened_as("file").write  # nothing protected: the text editor works as before
 
 
 def test_kernels_sessions_terminals_and_the_rest() -> None:
