@@ -21,6 +21,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
+from jupyter_server.services.contents.fileio import FileManagerMixin
 from jupyterhub.singleuser.extension import (
     JupyterHubAuthorizer,
     JupyterHubIdentityProvider,
@@ -33,8 +34,9 @@ from traitlets import Unicode
 
 from .access import Access
 from .gate import OWNER, Gate
+from .links import has_other_names, is_hidden, real_path
 from .roomid import RoomId
-from .targets import Target, target
+from .targets import Target, clean_path, target
 
 #: Set while a request that may start a kernel is authorized, read by the
 #: kernel-start hook: it runs in the same task, so the value flows to it.
@@ -128,15 +130,63 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
         return True
 
     async def _check(self, handler: Any, name: str, check: Target) -> tuple[bool, Access]:
-        path = await resolve_path(handler, check)
-        access = narrowed(handler.current_user, await self.gate.access(name, path))
-        allowed, why = access.permits(check)
-        if not allowed:
-            self.log.warning("hub_rtc: refused %s %s %s to %s: %s", check.action,
-                             handler.request.method, handler.request.path, name, why)
-        elif check.action == "execute":
+        """``check`` holds at every path it is about (a kernel may serve several notebooks)."""
+        paths = await resolve_paths(handler, check)
+        access = Access.none(unresolved(check))
+        if not paths:
+            return self._refused(handler, name, check, access.reason, access)
+        for path in paths:
+            allowed, access, why = await self._check_at(handler, name, check, path)
+            if not allowed:
+                return self._refused(handler, name, check, why, access)
+        if check.action == "execute":
             KERNEL_STARTER.set(access)
-        return allowed, access
+        return True, access
+
+    async def _check_at(self, handler: Any, name: str, check: Target, path: str | None,
+                        ) -> tuple[bool, Access, str]:
+        """``check`` at one path, decided where that path really leads."""
+        if path is not None and clean_path(path) != path:  # found, not named: a room, a kernel
+            return False, Access.none(""), f"{path!r} is not a path hub_rtc reads exactly"
+        access = await self._access(handler, name, path)
+        allowed, why = access.permits(check)
+        if not allowed or path is None:
+            return allowed, access, why
+        return await self._followed(handler, name, check, path, access)
+
+    async def _followed(self, handler: Any, name: str, check: Target, path: str, access: Access,
+                        ) -> tuple[bool, Access, str]:
+        """Links and hard links, followed: what they lead to must be this session's too."""
+        manager = handler.settings.get("contents_manager")
+        if not isinstance(manager, FileManagerMixin):
+            return True, access, ""  # no local files, no links
+        root = str(manager.root_dir)  # type: ignore[attr-defined]
+        real = real_path(root, access.root, path)
+        if real is None:
+            return False, access, f"{path!r} leads out of the session folder"
+        if has_other_names(root, path):
+            return False, access, f"{path!r} has other hard links: it may be a file elsewhere"
+        if real == path:
+            return True, access, ""
+        if check.room is not None or check.document:
+            return False, access, (f"{path!r} is a link: a collaborative document opens only by "
+                                   "its real path")
+        if is_hidden(real) and not manager.allow_hidden:  # type: ignore[attr-defined]
+            return False, access, f"{path!r} leads to a hidden file"
+        there = await self._access(handler, name, real)
+        if there.session_id != access.session_id:
+            return False, access, f"{path!r} leads out of the session folder"
+        allowed, why = there.permits(check)
+        return allowed, there, why
+
+    async def _access(self, handler: Any, name: str, path: str | None) -> Access:
+        return narrowed(handler.current_user, await self.gate.access(name, path))
+
+    def _refused(self, handler: Any, name: str, check: Target, why: str, access: Access,
+                 ) -> tuple[bool, Access]:
+        self.log.warning("hub_rtc: refused %s %s %s to %s: %s", check.action,
+                         handler.request.method, handler.request.path, name, why)
+        return False, access
 
     def _watch(self, handler: Any, name: str, check: Target, access: Access) -> None:
         """Kernel and terminal sockets close at once when the service withdraws access."""
@@ -165,14 +215,66 @@ async def resolve_path(handler: Any, check: Target) -> str | None:
         if path is None:  # never "anywhere on this server": a room is one document
             raise web.HTTPError(404, "hub_rtc: no document on this server has that file id")
         return path
-    if check.kernel_id is not None:
-        manager = handler.settings.get("session_manager")
-        if manager is not None:
-            for session in await manager.list_sessions():
-                if (session.get("kernel") or {}).get("id") == check.kernel_id:
-                    return str(session.get("path") or "").strip("/")
-        return None
     return check.path
+
+
+async def resolve_paths(handler: Any, check: Target) -> list[str | None]:
+    """Every path a check is about; none when there is nothing it could hold at.
+
+    A kernel is where the notebook sessions that use it are: all of them (one
+    kernel may serve notebooks in several folders).  A kernel no notebook session
+    uses is placed nowhere, and so is its owner's alone.
+    """
+    if check.kernel_id is not None:
+        return await kernel_paths(handler.settings, check.kernel_id, check.new_kernel)
+    if check.notebook_session is not None:
+        return await notebook_session_paths(handler.settings, check.notebook_session)
+    return [await resolve_path(handler, check)]
+
+
+async def _notebook_sessions(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    manager = settings.get("session_manager")
+    return list(await manager.list_sessions()) if manager is not None else []
+
+
+def _kernel_of(session: dict[str, Any]) -> str | None:
+    return (session.get("kernel") or {}).get("id")
+
+
+async def kernel_paths(settings: dict[str, Any], kernel_id: str, may_be_new: bool,
+                       ) -> list[str | None]:
+    """The paths of the notebook sessions using ``kernel_id``.
+
+    ``may_be_new``: a notebook session's body names a kernel id that no kernel has
+    yet; jupyter_server starts a new kernel under it, attached to nothing else.
+    """
+    kernels = settings.get("kernel_manager")
+    if kernels is None or kernel_id not in kernels:
+        return [None] if may_be_new else []
+    return [str(s.get("path") or "") for s in await _notebook_sessions(settings)
+            if _kernel_of(s) == kernel_id]
+
+
+async def notebook_session_paths(settings: dict[str, Any], session_id: str) -> list[str | None]:
+    """Where a notebook session is now, with every notebook sharing its kernel (ending or
+    changing the session ends or changes that kernel for them too)."""
+    sessions = await _notebook_sessions(settings)
+    found = next((s for s in sessions if s.get("id") == session_id), None)
+    if found is None:
+        return []
+    kernel_id = _kernel_of(found)
+    return [str(s.get("path") or "") for s in sessions
+            if s is found or (kernel_id is not None and _kernel_of(s) == kernel_id)]
+
+
+def unresolved(check: Target) -> str:
+    """Why a check that resolved to no path is refused."""
+    if check.kernel_id is not None:
+        return (f"kernel {check.kernel_id} serves no notebook session: only the server's "
+                "owner may use it")
+    if check.notebook_session is not None:
+        return f"no notebook session {check.notebook_session} on this server"
+    return "nothing to check this request against"
 
 
 def room_path(settings: dict[str, Any], room: RoomId) -> str | None:
