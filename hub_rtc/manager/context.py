@@ -23,6 +23,9 @@ class HostingSettings:
     server_start_timeout: float = 120.0
     #: how long after it is ready the extension has to announce itself
     announce_timeout: float = 60.0
+    #: how long a change of rights waits for the servers hosting the session to
+    #: confirm it is in force, before answering that it is not yet
+    push_ack_seconds: float = 2.0
     #: how long a restarted server may run unannounced before shares are withdrawn
     announce_grace: float = 60.0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Collection, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from ..records import HubShare, RTCSession, Server, TeamMember, User, models
 from .context import Context
 from .directory import HostingError, ServerKey, ServerState
 from .errors import Conflict, NotFound, Unavailable
-from .notify import invalidation
+from .notify import Enforcement, Invalidation, Outcome, PendingServer, Unconfirmed, invalidation
 from .shares import Shares, live
 
 log = logging.getLogger("hub_rtc.hosting")
@@ -111,6 +111,8 @@ class Hosting:
         self.shares = shares
         #: background starts of collaboration accounts, by session id
         self._starting: dict[str, asyncio.Task[None]] = {}
+        #: changes of rights servers have not confirmed yet (the session page shows them)
+        self.unconfirmed = Unconfirmed()
 
     @property
     def managed(self) -> bool:
@@ -222,13 +224,85 @@ class Hosting:
     # -- telling servers -----------------------------------------------------------
 
     async def tell(self, session_ids: Collection[str], users: Collection[str] | None,
-                   reason: str, *, reconcile: bool = True) -> None:
-        """Invalidate rights in active sessions once the change has committed, then reconcile shares."""
+                   reason: str, *, reconcile: bool = True) -> Enforcement:
+        """Invalidate rights in active sessions once the change has committed, reconcile
+        shares meanwhile, and wait (bounded) until the servers confirm it is in force."""
         servers = await self.ctx.db.run(lambda db: servers_of(db, session_ids)) if session_ids else {}
-        for session_id, server in sorted(servers.items()):
-            self.ctx.notifier.invalidate(invalidation(server, session_id, users, reason))
-        for server in sorted(set(servers.values())) if reconcile else ():
-            await self.shares.reconcile(server)
+        changes = [invalidation(server, sid, users, reason) for sid, server in sorted(servers.items())]
+        confirming = asyncio.ensure_future(self.push(changes))
+        try:
+            for server in sorted(set(servers.values())) if reconcile else ():
+                await self.shares.reconcile(server)
+        finally:
+            enforcement = await confirming
+        return enforcement
+
+    async def push(self, changes: Sequence[Invalidation]) -> Enforcement:
+        """Send every change now, then wait up to ``push_ack_seconds`` for the servers.
+
+        A change is in force on a server once it confirmed it (it dropped its
+        cached rights and re-checked every affected socket), or when nothing
+        there can be using older rights: the server never announced hub_rtc, or
+        the hub says it is not running (it asks afresh when it starts).
+        """
+        sent = [(change, self.ctx.notifier.invalidate(change)) for change in changes]
+        deadline = asyncio.get_running_loop().time() + self.ctx.hosting.push_ack_seconds
+        found = await asyncio.gather(*(self._confirmed(change, receipt, deadline)
+                                       for change, receipt in sent))
+        return Enforcement.of([p for p in found if p is not None])
+
+    async def _confirmed(self, change: Invalidation, receipt: Awaitable[Outcome] | None,
+                         deadline: float) -> PendingServer | None:
+        if receipt is None:
+            why = await self._unreached(change.server)
+            if why is None:
+                return None
+            self.unconfirmed.note(change.session_id, change.server, why, until_ready=True)
+            return PendingServer(change.server, why)
+        waiting = asyncio.ensure_future(receipt)
+        left = max(0.0, deadline - asyncio.get_running_loop().time())
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(waiting), left)
+        except TimeoutError:
+            why = (f"{server_label(change.server)} did not confirm within"
+                   f" {self.ctx.hosting.push_ack_seconds:g} s that the change is in force")
+            ticket = self.unconfirmed.note(change.session_id, change.server, why)
+            waiting.add_done_callback(lambda done: self._late(change, ticket, done))
+            return PendingServer(change.server, why)
+        if outcome.confirmed:
+            return None
+        why = f"{server_label(change.server)}: {outcome.why}"
+        self.unconfirmed.note(change.session_id, change.server, why, until_ready=True)
+        return PendingServer(change.server, why)
+
+    def _late(self, change: Invalidation, ticket: int, done: asyncio.Future[Outcome]) -> None:
+        """What the server answered after the API did: in force now, or not until it is ready."""
+        outcome = done.result() if not done.cancelled() and done.exception() is None else None
+        if outcome is None or not outcome.confirmed:
+            why = f"{server_label(change.server)}: {outcome.why if outcome else 'no answer'}"
+            self.unconfirmed.note(change.session_id, change.server, why, until_ready=True)
+        self.unconfirmed.settle(change.session_id, change.server, ticket)
+
+    async def _unreached(self, server: ServerKey) -> str | None:
+        """Why a server with no events channel here may still use older rights; None if it cannot."""
+        row = await self.ctx.db.run(lambda db: Server.find(db, *server))
+        if row is None:
+            return None  # never ran hub_rtc: it holds no rights of ours, nobody is let in by them
+        label = server_label(server)
+        if self.managed:
+            try:
+                state = await self.ctx.directory.server(*server)
+            except HostingError as e:
+                return (f"{label} is not connected to this service, and the hub could not say"
+                        f" whether it runs: {e}")
+            if state is None:
+                return None  # not running: it asks afresh when it starts
+        return (f"{label} is not connected to this service's events channel (it reconnects on its"
+                " own, and then drops every cached right)")
+
+    def server_ready(self, server: ServerKey) -> None:
+        """The server (re)connected and forgot every cached right: all it had pending is in force."""
+        self.unconfirmed.server_ready(server)
 
     # -- announcements, ends and revivals ----------------------------------------
 
@@ -269,21 +343,26 @@ class Hosting:
         for session_id in restarted:
             self.launch(session_id)
 
-    async def stop(self, session_id: str, message: str, reason: str) -> None:
-        """The session ended or expired: shares go, a dedicated server stops, servers are told."""
+    async def stop(self, session_id: str, message: str, reason: str) -> Enforcement:
+        """The session ended or expired: shares go, servers are told (and confirm), then a
+        dedicated server stops."""
         task = self._starting.get(session_id)
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         host, server, _, _ = await self.ctx.db.run(lambda db: _where(db, session_id))
         await self.ctx.db.run(lambda db: set_state(db, [session_id], "stopped", message))
-        self.ctx.notifier.invalidate(invalidation(server, session_id, None, reason))
-        await self.shares.reconcile(server)
+        confirming = asyncio.ensure_future(self.push([invalidation(server, session_id, None, reason)]))
+        try:
+            await self.shares.reconcile(server)
+        finally:
+            enforcement = await confirming
         if self.managed and host == "account":
             try:
                 await self.ctx.directory.stop_server(*server)
             except HostingError as e:
                 log.warning("session %s: could not stop %s: %s", session_id, server_label(server), e)
+        return enforcement
 
     async def revive(self, session_id: str) -> None:
         """An expired session's expiry moved into the future: host it again."""

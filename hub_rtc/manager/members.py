@@ -11,7 +11,7 @@ from ..records import Grant, RTCSession, Team, User
 from .actor import Actor
 from .errors import NotFound
 from .hosting import audience
-from .notify import MEMBER_REMOVED, ROLE_CHANGED
+from .notify import MEMBER_REMOVED, ROLE_CHANGED, Enforcement
 from .principals import PrincipalKey, Principals, ResolvedGrant
 from .sessions import Sessions
 
@@ -29,7 +29,11 @@ class Members:
     async def put(
         self, actor: Actor, session_id: str, kind: str, name: str, body: dict[str, Any]
     ) -> tuple[dict[str, Any], bool]:
-        """Grant or change a role; returns the member and whether it is new."""
+        """Grant or change a role; returns the member and whether it is new.
+
+        The member carries ``enforced`` and ``pending_servers``: a role that
+        shrank is answered once the session's servers confirm it is in force.
+        """
         await self.sessions.manageable(actor, session_id)
         owner, host, server = await self.db.run(lambda db: _where(db, session_id))
         grant = await self.principals.resolve_grant(actor, kind, name, body, owner)
@@ -38,13 +42,14 @@ class Members:
             await self.sessions.hosting.require_announced(server)
         granter = await self.sessions.people.user_id_of(actor)
         created = await self.db.run(lambda db: self._upsert(db, session_id, grant, granter))
+        enforcement = Enforcement()
         if created:  # access only grew: shares follow, nobody's rights shrank
             await self.sessions.hosting.shares.reconcile(server)
         else:
             who = await self.db.run(lambda db: audience(db, grant[0].kind, grant[0].key))
-            await self.sessions.hosting.tell([session_id], who, ROLE_CHANGED)
+            enforcement = await self.sessions.hosting.tell([session_id], who, ROLE_CHANGED)
         member = await self._member(session_id, kind, name)
-        return member, created
+        return {**member, **enforcement.json()}, created
 
     def _upsert(
         self, db: Session, session_id: str, grant: ResolvedGrant, by: str | None
@@ -63,7 +68,8 @@ class Members:
         members = (await self.sessions.json_of(session_id, None))["members"]
         return next(m for m in members if m["kind"] == kind and m["name"] == name)
 
-    async def delete(self, actor: Actor, session_id: str, kind: str, name: str) -> None:
+    async def delete(self, actor: Actor, session_id: str, kind: str, name: str) -> Enforcement:
+        """Withdraw a role; answered once the session's servers confirm (or say which did not)."""
         await self.sessions.manageable(actor, session_id)
         key = await self._existing_key(kind, name)
 
@@ -76,7 +82,7 @@ class Members:
             return who
 
         who = await self.db.run(remove)
-        await self.sessions.hosting.tell([session_id], who, MEMBER_REMOVED)
+        return await self.sessions.hosting.tell([session_id], who, MEMBER_REMOVED)
 
     async def _existing_key(self, kind: str, name: str) -> PrincipalKey | None:
         """The stored key of a principal, without asking the hub (it may be gone)."""

@@ -14,7 +14,7 @@ from .actor import SCOPE_ADMIN, Actor
 from .context import Context
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .hosting import Hosting
-from .notify import SESSION_ENDED
+from .notify import SESSION_ENDED, Enforcement
 from .people import People
 from .principals import Principals
 from .validate import check_expiry, folder, parse_when
@@ -209,8 +209,9 @@ class Sessions:
             await self.hosting.revive(session_id)
         return await self.json_of(session_id, access.role)
 
-    async def end(self, actor: Actor, session_id: str) -> None:
-        """End a session: nobody reaches it any more, its records stay."""
+    async def end(self, actor: Actor, session_id: str) -> Enforcement:
+        """End a session: nobody reaches it any more, its records stay; answered once
+        its server confirms (or says which did not)."""
         access = await self.access(actor, session_id)
         if not (access.is_owner or access.admin):
             raise Forbidden(f"only the owner may end session {session_id}")
@@ -223,7 +224,9 @@ class Sessions:
             return True
 
         if await self.ctx.db.run(apply):
-            await self.hosting.stop(session_id, "the session ended; nobody is let in", SESSION_ENDED)
+            return await self.hosting.stop(session_id, "the session ended; nobody is let in",
+                                           SESSION_ENDED)
+        return Enforcement()
 
 
 def _get(db: Session, session_id: str) -> RTCSession:

@@ -12,7 +12,7 @@ from .actor import Actor
 from .context import Context
 from .errors import Conflict, Forbidden, NotFound
 from .hosting import Hosting
-from .notify import TEAM_CHANGED
+from .notify import TEAM_CHANGED, Enforcement
 from .people import People
 from .views import iso
 
@@ -62,7 +62,7 @@ class Teams:
         await self.people.hub_user(name)
         return (await self.people.ensure(name)).id
 
-    async def delete(self, actor: Actor, name: str) -> None:
+    async def delete(self, actor: Actor, name: str) -> Enforcement:
         """Delete a team; its grants and cell-rule assignments go with it."""
         await self._owned(actor, name)
 
@@ -76,7 +76,7 @@ class Teams:
             return touched
 
         sessions, members = await self.db.run(remove)
-        await self.hosting.tell(sessions, members, TEAM_CHANGED)
+        return await self.hosting.tell(sessions, members, TEAM_CHANGED)
 
     async def put_member(self, actor: Actor, name: str, user: str) -> bool:
         """Add ``user`` to the team; True if they were not in it yet."""
@@ -95,12 +95,12 @@ class Teams:
             await self._changed(name, user)
         return added
 
-    async def _changed(self, team: str, user: str) -> None:
+    async def _changed(self, team: str, user: str) -> Enforcement:
         """``user`` joined or left ``team``: sessions naming the team hear of it."""
         sessions = await self.db.run(lambda db: _sessions_naming(db, _get(db, team).id))
-        await self.hosting.tell(sessions, [user], TEAM_CHANGED)
+        return await self.hosting.tell(sessions, [user], TEAM_CHANGED)
 
-    async def delete_member(self, actor: Actor, name: str, user: str) -> None:
+    async def delete_member(self, actor: Actor, name: str, user: str) -> Enforcement:
         await self._owned(actor, name)
 
         def remove(db: Session) -> None:
@@ -111,7 +111,7 @@ class Teams:
             team.members.remove(found[0])
 
         await self.db.run(remove)
-        await self._changed(name, user)
+        return await self._changed(name, user)
 
     async def _owned(self, actor: Actor, name: str) -> None:
         me = await self.people.user_id_of(actor)

@@ -121,6 +121,21 @@ class RTCService(Application):
         loses its shares at once.
         """,
     ).tag(config=True)
+    push_ack_seconds = Float(
+        2.0,
+        min=0,
+        help="""How long a change of rights waits for the shared servers hosting
+        the session to confirm it is in force, in seconds.
+
+        Cell rules, role changes, removed members, team changes, expired
+        grants and ended sessions are pushed to the session's server, which
+        drops its cached rights and re-checks every affected socket, then
+        confirms. The API answers once every server confirmed; after this long
+        it answers anyway, with `"enforced": false` and the servers in
+        `pending_servers` (a DELETE answers 202 then), and the session page
+        shows "not yet in force on the server" until they confirm.
+        """,
+    ).tag(config=True)
     sweep_seconds = Float(
         5.0,
         min=0.1,
@@ -272,6 +287,7 @@ class RTCService(Application):
             server_start_timeout=self.server_start_timeout,
             announce_timeout=self.announce_timeout,
             announce_grace=self.announce_grace,
+            push_ack_seconds=self.push_ack_seconds,
         )
 
     def _log_request(self, handler: Any) -> None:

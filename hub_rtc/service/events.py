@@ -1,24 +1,37 @@
 """The events channel: the service pushes to shared servers over a websocket.
 
 A server's extension connects to ``/api/v1/servers/events?server_name=…``
-with its own hub token and receives JSON text messages:
+with its own hub token.  The service sends JSON text messages:
 
 - ``{"type": "hello", "sessions": [ids]}`` once connected.  Anything pushed
   while it was not connected is lost, so it forgets every cached right.
-- ``{"type": "invalidate", "session_id", "users": [hub names] | null,
+- ``{"type": "invalidate", "id", "session_id", "users": [hub names] | null,
   "reason"}`` when access in a session on that server may have shrunk or
   cell rules changed; ``users`` null means everyone in the session.
 
+The server answers:
+
+- ``{"type": "ready"}`` once it has forgotten every cached right after
+  (re)connecting: whatever was pending for it is in force now;
+- ``{"type": "ack", "id", "rechecked", "failed"}`` once it has dropped the
+  cached rights an ``invalidate`` names and re-checked every affected socket
+  (``failed`` of them could not be: then the change is not confirmed).
+
 :class:`EventHub` is the domain's :class:`~hub_rtc.manager.notify.Notifier`:
 it writes each invalidation, as soon as the change has committed, to every
-channel the hosting server has open with this service process.
+channel the hosting server has open with this service process, and resolves
+the push once every one of them acknowledged it (a channel that closes first
+resolves it as not confirmed).  The domain waits for that, bounded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import uuid
 from asyncio import Future
+from collections.abc import Awaitable
 from typing import Any
 
 from tornado.web import HTTPError
@@ -26,11 +39,17 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from ..manager import Actor, Invalidation, Manager, RTCError
 from ..manager.directory import ServerKey
+from ..manager.notify import Outcome
 
 log = logging.getLogger("hub_rtc.service")
 
 #: seconds between websocket pings, which also find dead connections
 PING_SECONDS = 30.0
+#: a channel with this many pushes it never acknowledged is closed: the server
+#: reconnects and forgets every cached right, which is what they asked for
+MAX_UNANSWERED = 1000
+CLOSED_FIRST = ("its events channel closed before it confirmed the change (it drops every cached"
+                " right when it reconnects)")
 
 
 class EventHub:
@@ -51,12 +70,20 @@ class EventHub:
     def connected(self, server: ServerKey) -> int:
         return len(self._channels.get(server, ()))
 
-    def invalidate(self, change: Invalidation) -> None:
-        message = {"type": "invalidate", "session_id": change.session_id,
+    def invalidate(self, change: Invalidation) -> Awaitable[Outcome] | None:
+        channels = list(self._channels.get(change.server, ()))
+        if not channels:
+            return None
+        message = {"type": "invalidate", "id": uuid.uuid4().hex, "session_id": change.session_id,
                    "users": list(change.users) if change.users is not None else None,
                    "reason": change.reason}
-        for channel in list(self._channels.get(change.server, ())):
-            channel.send(message)
+        return _every(channel.push(message) for channel in channels)
+
+
+async def _every(pushes: Any) -> Outcome:
+    """Confirmed once every channel confirmed; else the first reason one did not."""
+    outcomes = await asyncio.gather(*pushes)
+    return next((o for o in outcomes if not o.confirmed), Outcome(True))
 
 
 class ServerEventsHandler(WebSocketHandler):
@@ -98,27 +125,66 @@ class ServerEventsHandler(WebSocketHandler):
         return Actor(model["name"], frozenset(), scopes, model.get("kind", "user"))
 
     def open(self, *args: Any, **kwargs: Any) -> None:
+        self._unanswered: dict[str, Future[Outcome]] = {}
         self.events.join(self.server, self)
         self.send({"type": "hello", "sessions": self.sessions})
 
+    def push(self, message: dict[str, Any]) -> Future[Outcome]:
+        """Send an ``invalidate``; resolves when the server acknowledges its id."""
+        answered: Future[Outcome] = asyncio.get_running_loop().create_future()
+        if len(self._unanswered) >= MAX_UNANSWERED:
+            log.warning("events: %s left %d pushes unanswered; closing its channel",
+                        self.server, len(self._unanswered))
+            answered.set_result(Outcome(False, CLOSED_FIRST))
+            self.close(1008, "too many unanswered pushes")
+            return answered
+        if self.send(message):
+            self._unanswered[message["id"]] = answered
+        else:
+            answered.set_result(Outcome(False, CLOSED_FIRST))
+        return answered
+
     def on_message(self, message: str | bytes) -> None:
-        return None  # servers only listen
+        try:
+            data = json.loads(message)
+        except ValueError:
+            return
+        kind = data.get("type") if isinstance(data, dict) else None
+        if kind == "ack":
+            answered = self._unanswered.pop(str(data.get("id")), None)
+            if answered is not None and not answered.done():
+                answered.set_result(_acknowledged(data))
+        elif kind == "ready":
+            self.manager.hosting.server_ready(self.server)
 
     def on_close(self) -> None:
         self.events.leave(self.server, self)
+        for answered in getattr(self, "_unanswered", {}).values():
+            if not answered.done():
+                answered.set_result(Outcome(False, CLOSED_FIRST))
+        self._unanswered = {}
 
-    def send(self, message: dict[str, Any]) -> None:
+    def send(self, message: dict[str, Any]) -> bool:
+        """Write ``message``; False if the channel has closed meanwhile."""
         try:
             sent = self.write_message(json.dumps(message))
         except WebSocketClosedError:
-            return
+            return False
         sent.add_done_callback(_consume)
+        return True
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
         message = exc.log_message if isinstance(exc, HTTPError) and exc.log_message else self._reason
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"status": status_code, "message": message}))
+
+
+def _acknowledged(ack: dict[str, Any]) -> Outcome:
+    failed = ack.get("failed")
+    if isinstance(failed, int) and failed > 0:
+        return Outcome(False, f"{failed} of its sockets could not be re-checked (see its log)")
+    return Outcome(True)
 
 
 def _consume(sent: Future[None]) -> None:

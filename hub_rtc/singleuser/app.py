@@ -207,7 +207,8 @@ class HubRTCExtension(ExtensionApp):
             os._exit(3)
 
     async def _on_connected(self) -> None:
-        await self.gate.forget_all()  # pushes may have been missed while disconnected
+        # pushes may have been missed while disconnected; the channel then says "ready"
+        await self.gate.forget_all()
         assert self.gate.client is not None and self.serverapp is not None
         try:
             answer = await self.gate.client.announce(__version__, self.serverapp.base_url)
@@ -216,12 +217,18 @@ class HubRTCExtension(ExtensionApp):
             return
         self.log.info("hub_rtc: announced; hosting sessions %s", answer.get("sessions"))
 
-    async def _on_event(self, message: dict[str, Any]) -> None:
-        if message.get("type") == "invalidate":
-            users = message.get("users")
-            n = await self.gate.invalidate(message.get("session_id"), users)
-            self.log.info("hub_rtc: access changed in %s (%s): re-checked %d sockets",
-                          message.get("session_id"), message.get("reason", ""), n)
+    async def _on_event(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Handle one push; an ``invalidate`` is acknowledged only once it is in force here."""
+        if message.get("type") != "invalidate":
+            return None
+        done = await self.gate.invalidate(message.get("session_id"), message.get("users"))
+        self.log.info("hub_rtc: access changed in %s (%s): re-checked %d sockets%s",
+                      message.get("session_id"), message.get("reason", ""), done.sockets,
+                      f", {done.failed} failed" if done.failed else "")
+        if message.get("id") is None:  # a service from before acknowledgements
+            return None
+        return {"type": "ack", "id": message["id"], "rechecked": done.sockets,
+                "failed": done.failed}
 
     async def _flush_forever(self) -> None:
         while True:

@@ -3,11 +3,19 @@
 Every check on this server goes through :class:`Gate`: it caches answers,
 fails closed when the service cannot be asked, and keeps a register of live
 sockets so that a push from the service ("access in session S shrank")
-closes the affected ones at once.
+narrows or closes the affected ones at once.  The service's operation that
+changed rights waits for this server's acknowledgement, which is sent only
+once :meth:`Gate.invalidate` returns: the cache is dropped and every affected
+socket re-checked.
+
+Answers asked for *before* a push but arriving *after* it could predate the
+change; every push moves :attr:`Gate.epoch` on, and an answer fetched across
+a move is asked for again rather than used or cached.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -30,6 +38,19 @@ class _Live:
     recheck: Recheck
 
 
+@dataclass(frozen=True)
+class Rechecked:
+    """What one invalidation did on this server."""
+
+    sockets: int
+    #: sockets whose re-check failed (logged); the acknowledgement says so
+    failed: int = 0
+
+
+#: an answer fetched while pushes kept arriving is asked for at most this often
+_ASK_AGAIN = 3
+
+
 class Gate:
     def __init__(self, client: ServiceClient | None, owner: str, cache: AccessCache,
                  log: logging.Logger) -> None:
@@ -39,6 +60,10 @@ class Gate:
         self.log = log
         self._live: dict[int, _Live] = {}
         self._ids = count()
+        #: moves on with every invalidation (see the module docstring)
+        self.epoch = 0
+        #: fetches under way, by (user, path, epoch): sockets re-checked together share one
+        self._asking: dict[tuple[str, str | None, int], asyncio.Future[Access]] = {}
 
     def is_owner(self, user: str) -> bool:
         return user == self.owner
@@ -51,13 +76,32 @@ class Gate:
                 return hit
         if self.client is None:
             return Access.none("hub_rtc is not connected to its service on this server")
+        answer = Access.none("not asked yet")
+        for _ in range(_ASK_AGAIN):
+            epoch = self.epoch
+            answer = await self._ask(user, path, epoch)
+            if self.epoch == epoch:  # no push arrived meanwhile: the answer is current
+                if answer.read or answer.reason != _UNREACHABLE:
+                    self.cache.put(user, path, answer)
+                return answer
+        return answer  # pushes keep coming: use the latest answer, cache none of them
+
+    async def _ask(self, user: str, path: str | None, epoch: int) -> Access:
+        key = (user, path, epoch)
+        asking = self._asking.get(key)
+        if asking is None:
+            asking = asyncio.ensure_future(self._fetch(user, path))
+            self._asking[key] = asking
+            asking.add_done_callback(lambda _: self._asking.pop(key, None))
+        return await asyncio.shield(asking)
+
+    async def _fetch(self, user: str, path: str | None) -> Access:
+        assert self.client is not None
         try:
-            answer = await self.client.rights(user, path)
+            return await self.client.rights(user, path)
         except ServiceUnavailable as e:
             self.log.error("hub_rtc: cannot ask the service about %s at %r: %s", user, path, e)
-            return Access.none("the hub_rtc service could not be reached; try again shortly")
-        self.cache.put(user, path, answer)
-        return answer
+            return Access.none(_UNREACHABLE)
 
     async def identity_of(self, user: str) -> Access:
         """The service's answer that carries ``user``'s persistent identity."""
@@ -72,23 +116,30 @@ class Gate:
     def unwatch(self, key: int) -> None:
         self._live.pop(key, None)
 
-    async def invalidate(self, session_id: str | None, users: Iterable[str] | None) -> int:
-        """Forget cached answers and re-check the affected live sockets now.
+    async def invalidate(self, session_id: str | None, users: Iterable[str] | None) -> Rechecked:
+        """Forget cached answers and re-check the affected live sockets now, together.
 
-        Returns how many sockets were re-checked.
+        Returns once every re-check has finished: only then may the service be
+        told the change is in force.
         """
+        self.epoch += 1
         names = None if users is None else set(users)
         self.cache.invalidate(session_id, names)
         hit = [live for live in list(self._live.values())
                if (session_id is None or live.session_id in (session_id, None))
                and (names is None or live.user in names)]
-        for live in hit:
-            try:
-                await live.recheck()
-            except Exception:  # one broken socket must not spare the others
-                self.log.exception("hub_rtc: re-checking a socket of %s failed", live.user)
-        return len(hit)
+        results = await asyncio.gather(*(live.recheck() for live in hit), return_exceptions=True)
+        failed = 0
+        for live, result in zip(hit, results, strict=True):
+            if isinstance(result, BaseException):  # one broken socket must not spare the others
+                failed += 1
+                self.log.error("hub_rtc: re-checking a socket of %s failed", live.user,
+                               exc_info=result)
+        return Rechecked(len(hit), failed)
 
-    async def forget_all(self) -> None:
+    async def forget_all(self) -> Rechecked:
         """The push channel was down: anything may have changed."""
-        await self.invalidate(None, None)
+        return await self.invalidate(None, None)
+
+
+_UNREACHABLE = "the hub_rtc service could not be reached; try again shortly"

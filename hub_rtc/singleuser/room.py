@@ -73,6 +73,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         self._set_access(Access.none("not checked yet"))
         self._pin = AwarenessPin()
         self._watch_key: int | None = None
+        self._decided_at = -1
         self._refusals: list[float] = []
         self._present: str | None = None  # the session this socket counts as online in
 
@@ -90,6 +91,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         if self._room_ref.is_document and self._doc_path is None:
             raise web.HTTPError(404, "hub_rtc: no document on this server has that file id")
         self._set_access(await self._decide())
+        self._decided_at = self.rtc.gate.epoch  # a push after this is re-checked in open()
         self._name = hub_name(user)
         if not self._access.read:
             raise web.HTTPError(403, f"hub_rtc: {self._access.reason or 'not a member'}")
@@ -138,6 +140,8 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         await super().open(room_id)
         name = hub_name(self.current_user)
         self._watch_key = self.rtc.gate.watch(name, self._access.session_id, self._recheck)
+        if self.rtc.gate.epoch != self._decided_at:  # rights changed while the room loaded
+            await self._recheck()
         self._count("join")
         self._present = self._access.session_id if self._is_document else None
         if self._present:

@@ -67,12 +67,14 @@ class ServiceClient:
         await self._call("POST", "/servers/presence",
                          {"server_name": self.server_name, "sessions": sessions})
 
-    async def follow_events(self, handle: Callable[[dict[str, Any]], Awaitable[None]],
+    async def follow_events(self, handle: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]],
                             connected: Callable[[], Awaitable[None]]) -> None:
         """Read the service's push channel forever, reconnecting with back-off.
 
         ``connected`` runs after every (re)connection: anything pushed while
-        the channel was down is lost, so the caller forgets what it cached.
+        the channel was down is lost, so the caller forgets what it cached;
+        then this says ``ready`` to the service.  ``handle`` runs for each
+        message, in order; what it returns (an ``ack``) is sent back.
         """
         url = self.api_url.replace("http", "ws", 1) + "/servers/events?" + urlencode(
             {"server_name": self.server_name})
@@ -89,9 +91,14 @@ class ServiceClient:
                 continue
             delay = 0.5
             await connected()
-            await self._read_events(ws, handle)
+            if await _answer(ws, {"type": "ready"}):
+                await self._read_events(ws, handle)
+            else:
+                self.log.warning("hub_rtc: events channel closed; reconnecting")
 
-    async def _read_events(self, ws: Any, handle: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    async def _read_events(self, ws: Any,
+                           handle: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+                           ) -> None:
         while True:
             try:
                 raw = await ws.read_message()
@@ -105,6 +112,19 @@ class ServiceClient:
             except ValueError:
                 continue
             try:
-                await handle(message)
+                reply = await handle(message)
             except Exception:  # one bad message must not end the channel
                 self.log.exception("hub_rtc: handling %r failed", message)
+                continue
+            if reply is not None and not await _answer(ws, reply):
+                self.log.warning("hub_rtc: events channel closed; reconnecting")
+                return
+
+
+async def _answer(ws: Any, message: dict[str, Any]) -> bool:
+    """Send ``message`` to the service; False if the channel has closed."""
+    try:
+        await ws.write_message(json.dumps(message))
+    except WebSocketClosedError:
+        return False
+    return True

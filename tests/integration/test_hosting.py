@@ -151,11 +151,14 @@ async def test_owner_host_lets_members_in_only_through_an_announced_server(hub, 
     ok(hub.rtc("PUT", f"/sessions/{s['id']}/members/group/empty", {"role": "viewer"}, alice), 201)
     assert hub_shares(hub, "alice") == {("user", "bob"), ("group", "empty")}
     started = time.monotonic()
-    ok(hub.rtc("DELETE", f"/sessions/{s['id']}/members/user/bob", token=alice), 204)
-    message = await next_message(ws)
+    removing = asyncio.ensure_future(asyncio.to_thread(
+        hub.rtc, "DELETE", f"/sessions/{s['id']}/members/user/bob", None, alice))
+    message = await next_message(ws, 5)
     assert time.monotonic() - started < 1.0
-    assert message == {"type": "invalidate", "session_id": s["id"], "users": ["bob"],
-                       "reason": "member removed"}
+    assert message == {"type": "invalidate", "id": message["id"], "session_id": s["id"],
+                       "users": ["bob"], "reason": "member removed"}
+    await ws.write_message(json.dumps({"type": "ack", "id": message["id"]}))  # in force here
+    ok(await removing, 204)  # answered only once the server confirmed
     assert hub_shares(hub, "alice") == {("group", "empty")}
     refused(hub.rtc("GET", f"/sessions/{s['id']}", token=bob), 403)
 
@@ -198,9 +201,13 @@ async def test_collaboration_account_is_created_started_shared_and_stopped(hub, 
     refused(hub.rtc("POST", f"/sessions/{alice_session['id']}/activity", batch, server), 403,
             "only the server hosting")
 
-    ok(hub.rtc("DELETE", f"/sessions/{s['id']}", token=alice), 204)
-    assert await next_message(ws) == {"type": "invalidate", "session_id": s["id"], "users": None,
-                                      "reason": "session ended"}
+    ending = asyncio.ensure_future(asyncio.to_thread(
+        hub.rtc, "DELETE", f"/sessions/{s['id']}", None, alice))
+    message = await next_message(ws, 5)
+    assert message == {"type": "invalidate", "id": message["id"], "session_id": s["id"],
+                       "users": None, "reason": "session ended"}
+    await ws.write_message(json.dumps({"type": "ack", "id": message["id"]}))
+    ok(await ending, 204)
     assert session(hub, s["id"])["hosting"]["state"] == "stopped"
     assert hub_shares(hub, account) == set()
     wait_for(f"{account}'s server to stop", lambda: not _server(hub, account), 30)

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from ...manager.errors import Invalid
+from ...manager.notify import Enforcement
 from .base import APIHandler
 
 SESSION = r"/sessions/(?P<session_id>[^/]+)"
+
+
+def changed(handler: APIHandler, enforcement: Enforcement) -> None:
+    """The answer to a DELETE that withdrew rights: 204 once in force on every server
+    hosting the session; 202 with who has not confirmed yet, otherwise."""
+    if enforcement.enforced:
+        handler.no_content()
+    else:
+        handler.write_json(enforcement.json(), 202)
 
 
 def _int_arg(handler: APIHandler, name: str, default: int, low: int, high: int) -> int:
@@ -44,8 +54,7 @@ class SessionHandler(APIHandler):
         self.write_json(await self.manager.sessions.update(actor, session_id, body))
 
     async def delete(self, session_id: str) -> None:
-        await self.manager.sessions.end(await self.actor(), session_id)
-        self.no_content()
+        changed(self, await self.manager.sessions.end(await self.actor(), session_id))
 
 
 class MembersHandler(APIHandler):
@@ -62,8 +71,7 @@ class MemberHandler(APIHandler):
         self.write_json(member, 201 if created else 200)
 
     async def delete(self, session_id: str, kind: str, name: str) -> None:
-        await self.manager.members.delete(await self.actor(), session_id, kind, name)
-        self.no_content()
+        changed(self, await self.manager.members.delete(await self.actor(), session_id, kind, name))
 
 
 class WatchHandler(APIHandler):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import APIHandler
+from .sessions import changed
 
 TEAM = r"/teams/(?P<team>[^/]+)"
 
@@ -24,8 +25,7 @@ class TeamHandler(APIHandler):
         self.write_json(await self.manager.teams.get(await self.actor(), team))
 
     async def delete(self, team: str) -> None:
-        await self.manager.teams.delete(await self.actor(), team)
-        self.no_content()
+        changed(self, await self.manager.teams.delete(await self.actor(), team))
 
 
 class TeamMemberHandler(APIHandler):
@@ -35,8 +35,7 @@ class TeamMemberHandler(APIHandler):
         self.write_json(await self.manager.teams.get(actor, team), 201 if added else 200)
 
     async def delete(self, team: str, name: str) -> None:
-        await self.manager.teams.delete_member(await self.actor(), team, name)
-        self.no_content()
+        changed(self, await self.manager.teams.delete_member(await self.actor(), team, name))
 
 
 default_handlers = [

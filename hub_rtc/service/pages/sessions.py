@@ -9,6 +9,9 @@ from tornado import web
 
 from ...decision.roles import GRANTABLE_ROLES
 from ...manager import RTCError
+from ...manager.cells import Found, NotebookProbe
+from ...manager.directory import ServerKey
+from ..probe import notebook_probe
 from .base import FormError, PageHandler, field_errors
 from .notebooks import Notebook, session_notebooks
 
@@ -19,6 +22,8 @@ MEMBER_ROWS = 5
 KINDS = ("user", "team", "group")
 #: refusals about whom a session names, shown beside the members
 MEMBER_HINTS = ("no hub user", "no team", "no hub group", "role", "member", "listed twice", "owns the")
+#: notebooks outside the page's list the page reads to tell whether their rules apply
+MAX_CHECKED = 10
 
 
 def expiry(raw: str) -> str | None:
@@ -107,8 +112,9 @@ class SessionPage(PageHandler):
         session = await self.manager.sessions.get(actor, session_id)
         manage = session["my_role"] in ("owner", "manager") or actor.is_admin
         notebooks, reading = await self._notebooks(session, actor.name, manage)
-        rules = {(r["path"], r["cell_id"]): r for r in
-                 await self.manager.cells.rules(actor, session_id)}
+        all_rules = await self.manager.cells.rules(actor, session_id)
+        rules = {(r["path"], r["cell_id"]): r for r in all_rules}
+        unapplied = await self._unapplied(session, all_rules, notebooks) if manage else []
         summary = []
         if manage or session["my_role"] == "observer":
             summary = await self.manager.activity.summary(actor, session_id)
@@ -116,10 +122,28 @@ class SessionPage(PageHandler):
         await self.render_page(
             "session.html", status=status, s=session, manage=manage,
             active=session["state"] == "active", notebooks=notebooks, reading=reading,
-            rules=rules, summary=summary, errors=errors, values=values or {}, kinds=KINDS,
+            rules=rules, unapplied=unapplied, summary=summary, errors=errors,
+            values=values or {}, kinds=KINDS,
+            pending=self.manager.hosting.unconfirmed.of(session_id).pending,
             roles=[r for r in GRANTABLE_ROLES if r in policy.grantable_roles or actor.is_admin],
             writers=[m for m in session["members"] if m["kind"] in ("user", "team")],
         )
+
+    async def _unapplied(self, session: dict[str, Any], rules: list[dict[str, Any]],
+                         notebooks: list[Notebook]) -> list[dict[str, Any]]:
+        """The rules that protect no cell now, each with why: from the notebooks listed,
+        else read from the server (a few notebooks at most)."""
+        root = session["root"].strip("/")
+        listed = {"/".join(p for p in (root, nb.path) if p): frozenset(c.id for c in nb.cells)
+                  for nb in notebooks if not nb.error}
+        probe = _remembering(notebook_probe(self.settings["upstream"]), listed)
+        out = []
+        for rule in rules:
+            applied, why = await self.manager.cells.check(session["id"], rule["path"],
+                                                          rule["cell_id"], probe)
+            if not applied:
+                out.append({**rule, "applied": applied, "why": why})
+        return out
 
     async def _notebooks(self, session: dict[str, Any], name: str,
                          manage: bool) -> tuple[list[Notebook], str]:
@@ -200,7 +224,8 @@ class CellAction(SessionAction):
         body: dict[str, Any] = {"path": path, "cell_id": cell_id, "rule": rule}
         if rule == "assigned":
             body["writers"] = writers
-        await self.manager.cells.put(actor, session_id, self.form("CellRulePut", body, self.fields))
+        await self.manager.cells.put(actor, session_id, self.form("CellRulePut", body, self.fields),
+                                     notebook_probe(self.settings["upstream"]))
         return "cells"
 
 
@@ -219,6 +244,26 @@ class WatchAction(SessionAction):
             return "left"
         await self.manager.watching.join(actor, session_id)
         return "joined"
+
+
+def _remembering(probe: NotebookProbe, listed: dict[str, frozenset[str]]) -> NotebookProbe:
+    """``probe``, answering from the page's own list first (by path on the server) and
+    reading each other notebook once, at most :data:`MAX_CHECKED` of them."""
+    seen: dict[str, Found] = {}
+
+    async def remembered(server: ServerKey, path: str, as_user: str) -> Found:
+        if path not in seen:
+            if len(seen) >= MAX_CHECKED:
+                return Found("unknown", why="too many notebooks to check on one page")
+            seen[path] = await probe(server, path, as_user)
+        return seen[path]
+
+    async def answer(server: ServerKey, path: str, as_user: str) -> Found:
+        if path in listed:
+            return Found("notebook", listed[path])
+        return await remembered(server, path, as_user)
+
+    return answer
 
 
 default_handlers = [
