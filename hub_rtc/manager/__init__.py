@@ -9,6 +9,7 @@ from ..policy import RTCPolicy
 from ..records import Database
 from .activity import Activity
 from .actor import Actor
+from .baselines import Baselines
 from .cells import Cells
 from .context import Context, HostingSettings
 from .decisions import Decisions
@@ -51,6 +52,7 @@ class Manager:
         self.decisions = Decisions(self.ctx, self.people)
         self.documents = Documents(self.sessions, self.decisions)
         self.servers = Servers(self.ctx, self.people, self.hosting)
+        self.baselines = Baselines(self.ctx)
         self.sweeper = Sweeper(self.ctx, self.hosting)
         self.presence = PresenceBook(self.ctx, self.people)
         self.watching = Watching(self.sessions)

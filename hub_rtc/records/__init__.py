@@ -3,6 +3,7 @@
 from .database import Database, SchemaMismatch, backup_sqlite, check_schema, upgrade
 from .models import (
     ActivityEvent,
+    CellBaseline,
     CellRule,
     CellRuleWriter,
     Grant,
@@ -20,6 +21,7 @@ from .models import (
 
 __all__ = [
     "ActivityEvent",
+    "CellBaseline",
     "CellRule",
     "CellRuleWriter",
     "Database",

@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Boolean,
     DateTime,
     ForeignKey,
     Index,
@@ -347,3 +348,31 @@ class Watcher(Base):
 
     def __repr__(self) -> str:
         return f"<Watcher {self.user_id} of {self.session_id}>"
+
+
+class CellBaseline(Base):
+    """The last authorized content of a ruled cell, as its server's room last saved it.
+
+    A room loading its notebook (after a restart, or an out-of-band change
+    to the file) puts ruled cells back to this.  It is kept here, by the
+    service, because everything on the shared server, its files and its
+    update store included, is within reach of code run in the session's
+    kernels.  ``cell`` is the nbformat cell as JSON; ``after`` the id of the
+    cell before it (where to put it back); ``present`` False once someone
+    allowed to deleted it in the room.
+    """
+
+    __tablename__ = "cell_baselines"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)  # below the session root
+    cell_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    cell: Mapped[str] = mapped_column(Text, default="{}")
+    after: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    present: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<CellBaseline {self.path}#{self.cell_id}>"

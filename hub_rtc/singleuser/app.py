@@ -22,6 +22,7 @@ from traitlets import Float, Unicode, default
 from .. import __version__
 from .auth import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
+from .disk import DiskGuard
 from .gate import Gate
 from .kernels import hook_kernel_identity
 from .presence import Presence
@@ -96,6 +97,8 @@ class HubRTCExtension(ExtensionApp):
         self.guards = RoomGuards()
         self.gate = Gate(self._client(), os.environ.get("JUPYTERHUB_USER", ""),
                          AccessCache(self.cache_seconds), self.log)
+        self.disk = DiskGuard(self.gate.client, self.tally, self.log)
+        self.disk.trust_saves(app.contents_manager)
         self._install_auth()
         hook_kernel_identity(app.kernel_manager)
 

@@ -137,6 +137,8 @@ class GuardedRoomHandler(YDocWebSocketHandler):
     async def open(self, room_id: str) -> None:  # type: ignore[override]
         if self._is_document:
             self.rtc.guards.for_room(self.room)  # follow the doc before any client message
+        if self._room_ref.is_notebook:
+            self.rtc.disk.protect(self.room)  # before the room first loads its file
         await super().open(room_id)
         name = hub_name(self.current_user)
         self._watch_key = self.rtc.gate.watch(name, self._access.session_id, self._recheck)
@@ -155,6 +157,8 @@ class GuardedRoomHandler(YDocWebSocketHandler):
                           fresh.reason)
             self.close(4403, "hub_rtc: access withdrawn")
         self._set_access(fresh)
+        if self._room_ref.is_notebook:
+            self.rtc.disk.refresh(self.room)  # rules may have changed: keep their baselines
 
     def on_close(self) -> None:
         if self._watch_key is not None:

@@ -67,6 +67,15 @@ class ServiceClient:
         await self._call("POST", "/servers/presence",
                          {"server_name": self.server_name, "sessions": sessions})
 
+    async def baselines(self, path: str) -> dict[str, Any]:
+        """The ruled cells of the notebook at ``path`` and their last authorized content."""
+        return dict(await self._call("POST", "/servers/baselines",
+                                     {"server_name": self.server_name, "path": path}))
+
+    async def keep_baselines(self, path: str, cells: dict[str, dict[str, Any]]) -> None:
+        await self._call("PUT", "/servers/baselines",
+                         {"server_name": self.server_name, "path": path, "cells": cells})
+
     async def follow_events(self, handle: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]],
                             connected: Callable[[], Awaitable[None]]) -> None:
         """Read the service's push channel forever, reconnecting with back-off.

@@ -29,6 +29,18 @@ class RightsHandler(APIHandler):
         self.write_json(await self.manager.servers.rights(caller, self.body("RightsRequest")))
 
 
+class BaselinesHandler(APIHandler):
+    """The last authorized content of ruled cells: asked for on load, kept on save."""
+
+    async def post(self) -> None:
+        caller = await self.actor(None)
+        self.write_json(await self.manager.baselines.read(caller, self.body("BaselineQuery")))
+
+    async def put(self) -> None:
+        caller = await self.actor(None)
+        self.write_json(await self.manager.baselines.record(caller, self.body("BaselineRecord")))
+
+
 class PresenceHandler(APIHandler):
     async def post(self) -> None:
         caller = await self.actor(None)
@@ -41,5 +53,6 @@ default_handlers = [
     (r"/servers/announce", AnnounceHandler),
     (r"/servers/rights", RightsHandler),
     (r"/servers/presence", PresenceHandler),
+    (r"/servers/baselines", BaselinesHandler),
     (r"/servers/events", ServerEventsHandler),
 ]
