@@ -33,6 +33,21 @@ from .unchecked import check_unchecked
 
 ROOM_ROUTE = r"/api/collaboration/room/(.*)"
 YDOC_EXTENSION = "jupyter_server_ydoc"
+#: server extensions that keep collaborative documents of their own, outside
+#: the guarded room: jupyter-server-documents (pulled in by jupyter-ai 3) runs
+#: its own rooms and writes kernel outputs into documents on the server
+OTHER_RTC_EXTENSIONS = ("jupyter_server_documents",)
+
+
+def _file_id(ydoc: Any, path: str | None, room_id: str | None) -> str | None:
+    """The file id a ``get_document`` call is about, as jupyter_server_ydoc finds it."""
+    if room_id is not None:
+        parts = room_id.split(":", 2)
+        return parts[2] if len(parts) == 3 else None
+    if path is None:
+        return None
+    manager = ydoc.serverapp.web_app.settings["file_id_manager"]
+    return manager.index(path)  # type: ignore[no-any-return]
 
 
 def service_name_in(url: str) -> str:
@@ -157,7 +172,9 @@ class HubRTCExtension(ExtensionApp):
         if not self.active:
             return
         self._check_takeover()
+        self._check_no_other_rtc()
         self._check_auth()
+        self._gate_get_document()
         try:  # settings, workspaces, lab extensions: API handlers that would let anyone in
             unchecked = check_unchecked(serverapp.web_app)
         except Exception:
@@ -187,6 +204,48 @@ class HubRTCExtension(ExtensionApp):
             self.log.critical("hub_rtc: %s; refusing to start", e)
             os._exit(3)
         self.log.info("hub_rtc %s: document rooms are guarded", __version__)
+
+    def _check_no_other_rtc(self) -> None:
+        """Refuse to run beside another collaboration server: its documents are not guarded."""
+        assert self.serverapp is not None
+        manager = self.serverapp.extension_manager
+        enabled = [name for name in OTHER_RTC_EXTENSIONS
+                   if name in manager.extension_apps or manager.extensions.get(name) is not None]
+        if enabled:
+            self.log.critical("hub_rtc: %s keeps collaborative documents outside the guarded room; "
+                              "disable it on shared servers. Refusing to start", ", ".join(enabled))
+            sys.stderr.flush()
+            os._exit(3)
+
+    def _ydoc_extension(self) -> Any:
+        assert self.serverapp is not None
+        return next(iter(self.serverapp.extension_manager.extension_apps.get(YDOC_EXTENSION, ())))
+
+    def _gate_get_document(self) -> None:
+        """Other server extensions reach documents through ``YDocExtension.get_document``.
+
+        A copy (the default) changes nothing anyone sees.  The live document
+        (``copy=False``) would let them change it past the guard, so it is refused;
+        and a room such a call starts loads its file through the disk check too.
+        """
+        ydoc = self._ydoc_extension()
+        original = ydoc.get_document
+        disk = self.disk
+
+        async def get_document(*, path: str | None = None, content_type: str | None = None,
+                               file_format: str | None = None, room_id: str | None = None,
+                               copy: bool = True, create: bool = False) -> Any:
+            if not copy:
+                raise PermissionError("hub_rtc: other server extensions get copies of guarded "
+                                      "documents (copy=True); changes to the live document go "
+                                      "through the guarded room")
+            file_id = _file_id(ydoc, path, room_id)
+            if file_id is not None:
+                disk.protect_loader(ydoc.file_loaders[file_id])
+            return await original(path=path, content_type=content_type, file_format=file_format,
+                                  room_id=room_id, copy=copy, create=create)
+
+        ydoc.get_document = get_document
 
     def _stop_on_sigint(self, serverapp: Any) -> None:
         """Shut down cleanly on SIGINT, as on SIGTERM.

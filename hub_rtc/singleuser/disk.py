@@ -187,8 +187,12 @@ class DiskGuard:
     def protect(self, room: Any) -> None:
         """Wrap the file loader of a notebook ``room`` (once per loader; a loader
         outlives a room that closes, and serves the next one)."""
-        loader = room._file
-        loader.hub_rtc_room = room  # the room whose document is the authorized state
+        room._file.hub_rtc_room = room  # the room whose document is the authorized state
+        self.protect_loader(room._file)
+
+    def protect_loader(self, loader: Any) -> None:
+        """Check every notebook ``loader`` loads, for whichever room it loads it
+        (also rooms other extensions start through ``get_document``)."""
         if getattr(loader, "hub_rtc_guarded", False):
             return
         loader.hub_rtc_guarded = True
