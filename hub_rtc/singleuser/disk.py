@@ -196,6 +196,8 @@ class DiskGuard:
         if getattr(loader, "hub_rtc_guarded", False):
             return
         loader.hub_rtc_guarded = True
+        if not hasattr(loader, "hub_rtc_room"):
+            loader.hub_rtc_room = None  # no guarded room yet: the service's baselines count
         load = loader.load_content
 
         async def load_content(file_format: str, file_type: str) -> dict[str, Any]:
