@@ -18,7 +18,7 @@ from .frames import (
     sync_frame,
     sync_payload,
 )
-from .rights import Rights
+from .rights import Limits, Rights
 
 __all__ = [
     "DEFAULT_ROOTS",
@@ -27,6 +27,7 @@ __all__ = [
     "DocumentGuard",
     "FrameError",
     "FrameKind",
+    "Limits",
     "Rights",
     "RootType",
     "Touch",

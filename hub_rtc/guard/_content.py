@@ -19,13 +19,14 @@ from typing import Any, Literal
 from pycrdt import Array, Map, Text
 
 Delta = Sequence[Mapping[str, Any]]
-Kind = Literal["text", "map", "array", "value"]
+Kind = Literal["text", "rich", "map", "array", "value"]
 
 
 @dataclass(frozen=True, slots=True)
 class Snap:
-    """A copy of one value: ``text`` holds a str, ``map`` a dict of Snaps, ``array``
-    a list of Snaps, ``value`` a plain JSON-like value."""
+    """A copy of one value: ``text`` holds a str, ``rich`` a text's chunks with their
+    formatting (a list of (str or Snap of an embed, attributes)), ``map`` a dict of
+    Snaps, ``array`` a list of Snaps, ``value`` a plain JSON-like value."""
 
     kind: Kind
     value: Any
@@ -42,6 +43,11 @@ class Snap:
 def take(value: object) -> Snap:
     """A deep, typed copy of a shared value as it is now."""
     if isinstance(value, Text):
+        chunks = value.diff()
+        if any(attrs or not isinstance(chunk, str) for chunk, attrs in chunks):
+            # str() leaves out embeds and formatting (only unrestricted users make them)
+            return Snap("rich", [(chunk if isinstance(chunk, str) else take(chunk), attrs)
+                                 for chunk, attrs in chunks])
         return Snap("text", str(value))
     if isinstance(value, Map):
         return Snap("map", {key: take(item) for key, item in value.items()})
@@ -54,6 +60,8 @@ def build(snap: Snap) -> Any:
     """New, not yet integrated content equal to ``snap``."""
     if snap.kind == "text":
         return Text(snap.value)
+    if snap.kind == "rich":  # the plain text; restore_key and restore_in_place keep the rest
+        return Text("".join(chunk for chunk, _ in snap.value if isinstance(chunk, str)))
     if snap.kind == "map":
         return Map({key: build(item) for key, item in snap.value.items()})
     if snap.kind == "array":
@@ -66,6 +74,9 @@ def restore_key(target: Map, key: str, old: Snap | None) -> None:
     if old is None:
         if key in target:
             del target[key]
+    elif old.kind == "rich":
+        target[key] = Text()
+        _fill_rich(target[key], old.value)
     else:
         target[key] = build(old)
 
@@ -75,6 +86,9 @@ def restore_in_place(target: Text | Array | Map, old: Snap) -> None:
     so that editors bound to it (a cell's source) stay bound."""
     if isinstance(target, Text) and old.kind == "text":
         _replace_text(target, old.value)
+    elif isinstance(target, Text) and old.kind == "rich":
+        target.clear()
+        _fill_rich(target, old.value)
     elif isinstance(target, Map) and old.kind == "map":
         _restore_map(target, old.value)
     elif isinstance(target, Array) and old.kind == "array":
@@ -85,9 +99,26 @@ def restore_in_place(target: Text | Array | Map, old: Snap) -> None:
 
 
 def _replace_text(target: Text, old: str) -> None:
-    if str(target) != old:
+    # str() leaves out embeds (a nested shared type) and formatting: compare the chunks
+    if str(target) != old or _decorated(target):
         target.clear()
         target.insert(0, old)
+
+
+def _fill_rich(target: Text, chunks: list[tuple[Any, Any]]) -> None:
+    pos = 0
+    for chunk, attrs in chunks:
+        if isinstance(chunk, str):
+            target.insert(pos, chunk, attrs or None)
+            pos += len(chunk.encode("utf-8"))
+        else:
+            target.insert_embed(pos, build(chunk), attrs or None)
+            pos += 1
+
+
+def _decorated(target: Text) -> bool:
+    """Whether ``target`` holds anything but plain, unformatted text."""
+    return any(attrs or not isinstance(chunk, str) for chunk, attrs in target.diff())
 
 
 def _restore_map(target: Map, old: dict[str, Snap]) -> None:

@@ -16,6 +16,12 @@ The mirror is never wrapped in ``jupyter_ydoc.YNotebook`` and never given an
 UndoManager: an UndoManager keeps deleted items alive, so rejected text would stay
 encoded in the document.
 
+Before any of that, :mod:`._scan` reads the update whole (pycrdt would size buffers
+from counts it declares), and updates beyond :class:`~.rights.Limits`, malformed
+ones, and formatting or embeds from restricted writers (no revert removes them) are
+refused whole.  A reader's update never reaches the mirror as sent: its items arrive
+stripped of all content (:func:`._scan.strip`), so there is nothing of it to revert.
+
 Typical use by the room adapter, one guard per room::
 
     guard = DocumentGuard(room_doc.get_update())
@@ -47,8 +53,9 @@ from ._content import (
     restore_key,
     take,
 )
+from ._scan import ContentKind, Scan, ScanError, scan, strip
 from ._updates import fully_integrated
-from .rights import Rights
+from .rights import Limits, Rights
 
 __all__ = ["DEFAULT_ROOTS", "DocumentGuard", "RootType", "Touch", "Verdict"]
 
@@ -60,6 +67,17 @@ Shared = Text | Array | Map
 DEFAULT_ROOTS: Mapping[str, RootType] = {"cells": Array, "meta": Map, "state": Map}
 CELLS = "cells"
 _ROOT_PARTS = {"meta": "notebook", "state": "state"}
+#: The mirror writes its reverts as the highest client id a Yjs client can read.  When
+#: a reverted map entry and the refused one it replaces follow the same entry, Yjs
+#: orders them by client id and the rightmost wins, so the revert wins in every
+#: replica, the refused sender's included, even where the sender's entry survives only
+#: in its own replica (a reader's: everywhere else it is a bare range).
+MIRROR_CLIENT = 2**53 - 1
+#: a reader's refused update is attributed to cells by replaying it on a copy of the
+#: mirror while the document is smaller than this; beyond, to the document
+ATTRIBUTION_BYTES = 2 * 1024 * 1024
+#: keys of the ``meta`` root that decide how cells are saved
+FORMAT_KEYS = frozenset({"nbformat", "nbformat_minor"})
 Arrays = Mapping[tuple[Any, ...], Delta]
 _EVENT_KINDS: dict[type, str] = {TextEvent: "text", MapEvent: "map", ArrayEvent: "array"}
 
@@ -92,9 +110,26 @@ class Verdict:
     touched: tuple[Touch, ...] = ()
     refused: tuple[Touch, ...] = ()
     pending: bool = False
+    #: set when the whole update was refused and nothing forwarded: why, for the
+    #: close message; the connection should be closed (and the guard reset if stale)
+    reason: str = ""
+    #: the update was well-formed but beyond a :class:`Limits` bound (close code 4413)
+    limit: bool = False
 
 
 _PENDING = Verdict(accepted=False, forward=None, pending=True)
+
+#: content kinds no jupyter_ydoc document uses.  Formatting items survive every
+#: revert the pycrdt API can make (deleting the text around them leaves them in
+#: place), so a restricted user's update carrying any of them is refused whole.
+FOREIGN_KINDS = frozenset({ContentKind.JSON, ContentKind.EMBED, ContentKind.FORMAT, ContentKind.DOC})
+#: content kinds that can hold containers (shared types, JSON-like values)
+NESTING_KINDS = frozenset({ContentKind.JSON, ContentKind.EMBED, ContentKind.TYPE, ContentKind.ANY})
+
+
+def _refused_whole(reason: str, *, limit: bool = False) -> Verdict:
+    # pending: like an update that cannot be integrated, the connection must go
+    return Verdict(accepted=False, forward=None, pending=True, reason=reason, limit=limit)
 
 
 @dataclass(slots=True)
@@ -175,8 +210,15 @@ class DocumentGuard:
     looking at their content when the guard first needs them.
     """
 
-    def __init__(self, initial: bytes | None = None, *, roots: Mapping[str, RootType] | None = None):
+    def __init__(
+        self,
+        initial: bytes | None = None,
+        *,
+        roots: Mapping[str, RootType] | None = None,
+        limits: Limits | None = None,
+    ):
         self._hints: dict[str, RootType] = {**DEFAULT_ROOTS, **(roots or {})}
+        self.limits = limits or Limits()
         self._load(initial)
 
     # -- lifecycle ----------------------------------------------------------------
@@ -200,7 +242,7 @@ class DocumentGuard:
         return self._mirror.get_update()
 
     def _load(self, initial: bytes | None) -> None:
-        self._mirror: Doc = Doc()
+        self._mirror: Doc = Doc(client_id=MIRROR_CLIENT)
         self._roots: dict[str, Shared] = {}
         self._subscriptions: list[Subscription] = []
         self._cells: Array | None = None
@@ -210,6 +252,8 @@ class DocumentGuard:
         self._root_cache: dict[str, Snap] = {}
         self._recording: list[_Batch] | None = None
         self._stale = False
+        #: an upper bound of the encoded mirror's size, made exact when it nears the limit
+        self._size = len(initial or b"")
         if initial:
             self._mirror.apply_update(initial)
         for name, kind in self._hints.items():
@@ -225,6 +269,7 @@ class DocumentGuard:
         """
         if self._stale:
             return
+        self._size += len(update)
         try:
             self._mirror.apply_update(update)
         except ValueError:
@@ -245,6 +290,18 @@ class DocumentGuard:
         """
         if self._stale:
             return _PENDING
+        screened = self._screen(update, rights)
+        if isinstance(screened, Verdict):
+            return screened
+        reader = not rights.write and not rights.run
+        created: list[Touch] = []
+        payload = update
+        if reader and screened.items:
+            # Nothing a reader creates may exist anywhere, so the mirror never gets it:
+            # the same items without content, and the reader's deletions to judge.
+            full = self._mirror.get_update()
+            created = self._reader_touches(update, full)
+            update = strip(update, screened, set(self._mirror.keys()), partial(_known_name, full))
         if not rights.write:
             self._watch_unknown_roots()
         before = _Before() if rights.unrestricted else self._prepare(rights)
@@ -252,17 +309,80 @@ class DocumentGuard:
         batches = self._integrate(update, state_before)
         if batches is None:
             return _PENDING
+        too_deep = _too_deep(batches, self.limits.max_depth, bool(screened.kinds & NESTING_KINDS))
+        if too_deep:
+            self._stale = True  # the mirror holds it: only a rebuild from the room undoes that
+            return _refused_whole(too_deep, limit=True)
         if rights.write and not batches and self._mirror.get_state() != state_before:
             # New content but no event: it went to a root nobody watches yet (a text
             # file's source that loaded after the guard was built).  Allowed for a
             # writer; watch it from now on.  (A reader's check watched every root first.)
             batches = [_Batch(name, []) for name in self._watch_unknown_roots()]
+        if update is not payload and not created and self._mirror.get_state() != state_before:
+            created = [Touch(None, "document")]  # new, yet nothing anyone can see
         plan = self._plan(batches, rights, before)
+        for touch in created:
+            plan.note(touch, False)
         if not plan.refused:
-            return Verdict(accepted=True, forward=update, touched=tuple(plan.touched))
-        self._revert(plan)
+            # (a reader's update then held only what the mirror already had)
+            return Verdict(accepted=True, forward=payload, touched=tuple(plan.touched))
+        try:
+            self._revert(plan)
+        except BaseException as e:
+            if type(e).__name__ != "PanicException":  # pycrdt's panics are BaseExceptions
+                raise
+            self._stale = True
+            return _refused_whole("the update could not be reverted")
         forward = self._mirror.get_update(state_before)
         return Verdict(False, forward, tuple(plan.touched), tuple(plan.refused))
+
+    def _screen(self, update: bytes, rights: Rights) -> Scan | Verdict:
+        """Read ``update`` before pycrdt does: its scan, or the verdict refusing it whole."""
+        limits = self.limits
+        if len(update) > limits.max_update:
+            return _refused_whole(f"update of {len(update)} bytes exceeds {limits.max_update}", limit=True)
+        try:
+            scanned = scan(update, max_depth=limits.max_depth)
+        except ScanError as e:
+            return _refused_whole(f"update refused: {e.reason}", limit=e.limit)
+        if scanned.items and self._size + len(update) > limits.max_document:
+            self._size = len(self._mirror.get_update())  # the bound was loose: measure
+            if self._size + len(update) > limits.max_document:
+                return _refused_whole(f"the document would exceed {limits.max_document} bytes", limit=True)
+        # (what a reader creates never reaches the mirror at all, see check)
+        restricted = not rights.unrestricted and (rights.write or rights.run)
+        if restricted and scanned.kinds & FOREIGN_KINDS:
+            return _refused_whole("formatting, embeds, subdocuments and JSON content are not allowed")
+        return scanned
+
+    def _reader_touches(self, update: bytes, full: bytes) -> list[Touch]:
+        """What a reader's update would have changed, for attribution only.
+
+        Read on a throw-away copy of the mirror (the mirror itself never holds a
+        reader's content); past :data:`ATTRIBUTION_BYTES` the copy costs too much for
+        a refused update, and the touch names the document only.
+        """
+        if self._size > ATTRIBUTION_BYTES:
+            return [Touch(None, "document")]
+        scratch: Doc = Doc()
+        scratch.apply_update(full)
+        recorded: list[tuple[str, list[Any]]] = []
+        subscriptions = [
+            scratch.get(name, type=type(root)).observe_deep(partial(_record, recorded, name))
+            for name, root in self._roots.items()
+        ]
+        try:
+            scratch.apply_update(update)
+        except ValueError:
+            return [Touch(None, "document")]
+        touches = [Touch(None, "document") for name in scratch.keys() if name not in self._roots]
+        for name, events in recorded:
+            if name == CELLS:
+                touches += _cell_touches(events, self._ids)
+            else:
+                touches.append(Touch(None, _ROOT_PARTS.get(name, "document")))
+        del subscriptions
+        return touches
 
     def _integrate(self, update: bytes, state_before: bytes) -> list[_Batch] | None:
         """Apply ``update`` recording its events; None if it cannot be (fully) applied."""
@@ -395,6 +515,10 @@ class DocumentGuard:
             if _is_rename(event):
                 ids = ids if ids is not old_ids else list(ids)
                 self._rename(event, ids)
+            elif _in_id(event) and self._cells is not None and 0 <= event.path[0] < len(ids):
+                ids = ids if ids is not old_ids else list(ids)  # a Text id was edited
+                self._forget([ids[event.path[0]]])
+                ids[event.path[0]] = _cell_id(self._cells[event.path[0]])
             elif event.path:
                 self._forget([_at(ids, event.path[0])])
         if ids is not old_ids:
@@ -428,7 +552,7 @@ class DocumentGuard:
     def _rename(self, event: Any, ids: list[str | None]) -> None:
         index = event.path[0]
         if 0 <= index < len(ids):
-            ids[index], old = _str_or_none(event.keys["id"].get("newValue")), ids[index]
+            ids[index], old = _normal_id(event.keys["id"].get("newValue")), ids[index]
             self._forget([old, ids[index]])
 
     def _on_root(self, name: str, events: list[Any]) -> None:
@@ -439,13 +563,30 @@ class DocumentGuard:
     # -- judging the cells list ---------------------------------------------------
 
     def _plan_cells(self, batch: _Batch, rights: Rights, before: _Before, plan: _Plan) -> None:
-        renames = {e.path[0]: _old_id(e) for e in batch.events if _is_rename(e)}
         arrays = _array_deltas(batch.events)
+        # (from the ids before: an event's old value may be a deleted type, unreadable)
+        renames = {e.path[0]: _at(batch.old_ids, old_index(arrays.get(()), e.path[0]))
+                   for e in batch.events if _is_rename(e)}
         for event in batch.events:
             if not event.path:
                 self._plan_cell_list(event.delta, batch.old_ids, rights, before, plan)
+            elif _in_id(event):
+                self._plan_id_edit(event, batch.old_ids, arrays, rights, plan)
             else:
                 self._plan_cell_change(event, renames, arrays, rights, before, plan)
+
+    def _plan_id_edit(
+        self, event: Any, old_ids: list[str | None], arrays: Arrays, rights: Rights, plan: _Plan
+    ) -> None:
+        """An edit inside a cell's id that is a shared type: the save path reads a Text
+        id as its string, so this renames the cell.  Only unrestricted users may."""
+        index = event.path[0]
+        old = _at(old_ids, old_index(arrays.get(()), index))
+        ok = rights.unrestricted
+        plan.note(Touch(old, "id"), ok)
+        plan.note(Touch(_at(self._ids, index), "id"), ok)
+        if not ok and old is not None and _kind(event) == "text" and len(event.path) == 2:
+            plan.undo.append(partial(invert_text, event.target, event.delta, old))
 
     def _plan_cell_list(
         self, delta: Delta, old_ids: list[str | None], rights: Rights, before: _Before, plan: _Plan
@@ -459,7 +600,8 @@ class DocumentGuard:
                 new += op["retain"]
             elif "insert" in op:
                 count = len(op["insert"])
-                allowed += [self._judge(rights, plan, cid, "insert") for cid in self._ids[new : new + count]]
+                for value, cid in zip(op["insert"], self._ids[new : new + count], strict=True):
+                    allowed.append(self._judge_insert(rights, plan, value, cid))
                 new += count
             elif "delete" in op:
                 gone = [_at(old_ids, old + k) for k in range(op["delete"])]
@@ -472,6 +614,27 @@ class DocumentGuard:
         ok = rights.may_change(cell_id, part)
         plan.note(Touch(cell_id, part), ok)
         return ok
+
+    def _judge_insert(self, rights: Rights, plan: _Plan, value: object, cell_id: str | None) -> bool:
+        ok = rights.may_change(cell_id, "insert")
+        if ok and not rights.unrestricted:
+            ok = isinstance(value, Map) and self._sound_id(value.get("id"), "add")
+        plan.note(Touch(cell_id, "insert"), ok)
+        return ok
+
+    def _sound_id(self, value: object, action: object) -> bool:
+        """Whether a cell may (newly) carry the id ``value``, judged as the saved file
+        will say it, for someone whose rights protect cells.
+
+        The save path writes ``YNotebook.get()``: that reads an id through ``to_py``
+        (a Text becomes its string) and gives the second of two cells sharing an id a
+        new one, also in the room's doc.  So an id that is not a plain string, or that
+        another cell already has, could take a protected cell's id from it on disk.
+        A cell without an id gets a random one from nbformat: refused as well.
+        """
+        if action == "delete" or type(value) is not str:
+            return False
+        return len(self._cell_positions().get(value, ())) == 1
 
     def _plan_cell_change(
         self,
@@ -491,7 +654,8 @@ class DocumentGuard:
                 return
             refused = _keys(event)
         else:
-            refused = [key for key in event.keys if not self._judge_key(rights, plan, cell_id, new_id, key)]
+            refused = [key for key in event.keys
+                       if not self._judge_key(rights, plan, cell_id, new_id, key, event.keys[key])]
             if not refused:
                 return
         snap = before.cell(old_index(arrays.get(()), index), cell_id)
@@ -505,12 +669,20 @@ class DocumentGuard:
             self._plan_replace(plan, CELLS, event.path[:2], snap.child(event.path[1]))
 
     def _judge_key(
-        self, rights: Rights, plan: _Plan, cell_id: str | None, new_id: str | None, key: str
+        self,
+        rights: Rights,
+        plan: _Plan,
+        cell_id: str | None,
+        new_id: str | None,
+        key: str,
+        change: Mapping[str, Any],
     ) -> bool:
         if key != "id":
             return self._judge(rights, plan, cell_id, key)
         # Renaming touches both ids: a cell may neither lose nor take a protected id.
         ok = rights.may_edit(cell_id) and rights.may_edit(new_id)
+        if ok and not rights.unrestricted:
+            ok = self._sound_id(change.get("newValue"), change.get("action"))
         plan.note(Touch(cell_id, key), ok)
         plan.note(Touch(new_id, key), ok)
         return ok
@@ -520,6 +692,8 @@ class DocumentGuard:
     def _plan_root(self, batch: _Batch, rights: Rights, before: _Before, plan: _Plan) -> None:
         plan.note(Touch(None, _ROOT_PARTS.get(batch.root, "document")), rights.write)
         if rights.write:
+            if batch.root == "meta" and not rights.unrestricted:
+                self._plan_format_keys(batch, plan)
             return
         snap = before.roots.get(batch.root)
         arrays = _array_deltas(batch.events)
@@ -529,20 +703,40 @@ class DocumentGuard:
             # Some change cannot be reverted event by event: restore the whole root.
             self._plan_replace(plan, batch.root, [], snap)
 
+    def _plan_format_keys(self, batch: _Batch, plan: _Plan) -> None:
+        """The notebook's format version decides what the save path does with cell ids:
+        below 4.5 ``YNotebook.get()`` drops them all, and the reload gives every cell,
+        protected ones too, a random id.  Restricted users may change the version, but
+        not across that line, either way."""
+        meta = self._roots["meta"]
+        if not isinstance(meta, Map):
+            return
+        now = {key: meta.get(key) for key in FORMAT_KEYS}
+        for event in batch.events:
+            if event.path or _kind(event) != "map":
+                continue
+            keys = [key for key in event.keys if key in FORMAT_KEYS]
+            was = {**now, **{key: event.keys[key].get("oldValue") for key in keys}}
+            if keys and _keeps_ids(was["nbformat"], was["nbformat_minor"]) != _keeps_ids(
+                    now["nbformat"], now["nbformat_minor"]):
+                plan.note(Touch(None, "notebook"), False)
+                plan.undo.append(partial(_undo_keys_from_event, event, keys))
+
     # -- reverting ------------------------------------------------------------------
 
     def _plan_fix(self, plan: _Plan, target: _Target, event: Any, keys: list[str]) -> bool:
         """Plan the revert of one refused event from the copy; False if it has none.
 
         Yjs keeps the key of a deleted map entry in the document, so a refused *new*
-        key would survive as a tombstone; replacing the whole map from the copy drops
-        it along with the map (impossible for a root map, whose tombstones remain).
+        key would survive as a tombstone (so would one set and deleted in the same
+        update, seen as a change without keys); replacing the whole map from the copy
+        drops it along with the map (impossible for a root map, whose tombstones remain).
         """
         path = list(event.path)
         node = target.copy_at(path)
         if node is None or node.kind != _kind(event):
             return False
-        if node.kind == "map" and path and _adds_keys(event, keys):
+        if node.kind == "map" and path and (_adds_keys(event, keys) or not event.keys):
             where = target.stable(path)
             self._plan_replace(plan, target.root, where, target.copy_at(where))
         else:
@@ -606,7 +800,19 @@ def _read_ids(cells: Array) -> list[str | None]:
 
 
 def _cell_id(value: object) -> str | None:
-    return _str_or_none(value.get("id")) if isinstance(value, Map) else None
+    return _normal_id(value.get("id")) if isinstance(value, Map) else None
+
+
+def _normal_id(value: object) -> str | None:
+    """A cell id as the saved file will say it: a Text id saves as its string."""
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, Text) else None
+
+
+def _in_id(event: Any) -> bool:
+    """Whether ``event`` changed the inside of a cell's id (a shared-type id)."""
+    return len(event.path) >= 2 and event.path[1] == "id"
 
 
 def _str_or_none(value: object) -> str | None:
@@ -615,10 +821,6 @@ def _str_or_none(value: object) -> str | None:
 
 def _at(ids: list[str | None], index: object) -> str | None:
     return ids[index] if isinstance(index, int) and 0 <= index < len(ids) else None
-
-
-def _old_id(rename: Any) -> str | None:
-    return _str_or_none(rename.keys["id"].get("oldValue"))
 
 
 def _is_rename(event: Any) -> bool:
@@ -690,6 +892,120 @@ def _undo_keys_from_event(event: Any, keys: list[str]) -> None:
             restore_key(event.target, key, None)
         elif not isinstance(change.get("oldValue"), Text | Array | Map):
             restore_key(event.target, key, Snap("value", change.get("oldValue")))
+
+
+#: a reader's map key of up to this many bytes that the document already holds keeps
+#: its name in the reader's stripped update (no new bytes), so Yjs can order the
+#: reader's entry against concurrent ones everywhere as in the reader's own replica
+KNOWN_NAME_BYTES = 256
+
+
+def _known_name(full: bytes, name: str) -> bool:
+    encoded = name.encode("utf-8")
+    return len(encoded) <= KNOWN_NAME_BYTES and encoded in full
+
+
+def _record(recorded: list[tuple[str, list[Any]]], name: str, events: list[Any]) -> None:
+    recorded.append((name, list(events)))
+
+
+def _cell_touches(events: list[Any], old_ids: list[str | None]) -> list[Touch]:
+    """The cells and parts a transaction's deep events on the cells list changed."""
+    new_ids = old_ids
+    for event in events:
+        if not event.path:
+            new_ids = _ids_after(event.delta, new_ids)
+    touches: list[Touch] = []
+    for event in events:
+        if not event.path:
+            old = new = 0
+            for op in event.delta:
+                if "retain" in op:
+                    old += op["retain"]
+                    new += op["retain"]
+                elif "insert" in op:
+                    touches += [Touch(_at(new_ids, new + k), "insert") for k in range(len(op["insert"]))]
+                    new += len(op["insert"])
+                elif "delete" in op:
+                    touches += [Touch(_at(old_ids, old + k), "delete") for k in range(op["delete"])]
+                    old += op["delete"]
+        elif len(event.path) > 1:
+            touches.append(Touch(_at(new_ids, event.path[0]), str(event.path[1])))
+        else:
+            cell_id = _at(new_ids, event.path[0])
+            for key in event.keys:
+                if key == "id":
+                    touches.append(Touch(_str_or_none(event.keys[key].get("oldValue")), key))
+                touches.append(Touch(cell_id, key))
+    return touches
+
+
+def _ids_after(delta: Delta, ids: list[str | None]) -> list[str | None]:
+    new: list[str | None] = []
+    old = 0
+    for op in delta:
+        if "retain" in op:
+            new += ids[old : old + op["retain"]]
+            old += op["retain"]
+        elif "insert" in op:
+            new += [_cell_id(value) for value in op["insert"]]
+        elif "delete" in op:
+            old += op["delete"]
+    return new + ids[old:]
+
+
+def _keeps_ids(major: object, minor: object) -> bool:
+    """Whether a notebook of this format version is saved with its cell ids (4.5+)."""
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (major, minor))
+    return numbers and major == 4 and minor >= 5  # type: ignore[operator]
+
+
+def _too_deep(batches: list[_Batch], max_depth: int, nesting: bool) -> str:
+    """Why the integrated events nest content deeper than ``max_depth`` ("" if not).
+
+    An event's path gives the depth of the container it changed; what it inserted
+    adds its own nesting (prelim content integrates without events of its own), and
+    only when the update carried content that nests (``nesting``: typing does not).
+    """
+    for batch in batches:
+        for event in batch.events:
+            depth = len(event.path)
+            if depth >= max_depth or (
+                    nesting and depth + _inserted_depth(event, max_depth - depth) > max_depth):
+                return f"content nested deeper than {max_depth} levels"
+    return ""
+
+
+def _inserted_depth(event: Any, budget: int) -> int:
+    kind = _kind(event)
+    if kind == "map":
+        values = [change.get("newValue") for change in event.keys.values()]
+    else:
+        values = [v for op in event.delta if "insert" in op
+                  for v in (op["insert"] if kind == "array" else [op["insert"]])]
+    return 1 + max((_nesting(value, budget) for value in values), default=0)
+
+
+def _nesting(value: object, budget: int) -> int:
+    """How many containers deep ``value`` goes, counting at most ``budget + 1``."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Map | dict):
+            children: Any = node.values()
+        elif isinstance(node, Array | list):
+            children = node
+        elif isinstance(node, Text):
+            children = ()
+        else:
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        if deepest > budget:
+            return deepest
+        stack.extend((child, depth) for child in children)
+    return deepest
 
 
 def _keys(event: Any) -> list[str]:

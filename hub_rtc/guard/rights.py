@@ -52,6 +52,24 @@ class Rights:
         return self.run and part in RUN_PARTS and cell_id is not None and cell_id not in self.protected
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the work one update may cause, whoever sends it.
+
+    Checked before pycrdt decodes an update (its size, every length it declares, the
+    nesting of its values) and after the mirror integrated it (the nesting of shared
+    types below the document's roots, and the document's size).  Something deeper
+    than ``max_depth`` makes jupyter's save path recurse until it fails, for everyone.
+    """
+
+    #: bytes of one update
+    max_update: int = 16 * 1024 * 1024
+    #: containers (maps, arrays, texts, JSON objects and lists) nested below a root
+    max_depth: int = 32
+    #: bytes of the whole encoded document an update may grow it to
+    max_document: int = 128 * 1024 * 1024
+
+
 #: the parts of a cell that running it changes
 RUN_PARTS = frozenset({"outputs", "execution_count"})
 

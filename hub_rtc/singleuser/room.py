@@ -203,8 +203,11 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         self._attribute(verdict)
         if verdict.pending:
             # Cannot be checked, so cannot be let in; the client resyncs on reconnect.
-            self.rtc.guards.reset(self.room)
-            self.close(4400, "hub_rtc: update out of order; reconnecting")
+            if guard.stale:
+                self.rtc.guards.reset(self.room)
+            # 4413: well-formed but beyond the guard's limits (size, nesting)
+            code = 4413 if verdict.limit else 4400
+            self.close(code, f"hub_rtc: {verdict.reason or 'update out of order; reconnecting'}"[:120])
             return None
         if verdict.forward is None:
             return None

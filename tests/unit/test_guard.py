@@ -526,14 +526,26 @@ def test_the_rooms_undo_manager_would_keep_a_naive_revert() -> None:
     assert_no_secret(net, verdict)
 
 
-def test_root_map_keys_stay_as_tombstones() -> None:
-    """A known limit: Yjs keeps the key of a deleted entry, and a root map cannot be
-    replaced, so a refused new key's *name* stays in the encoded doc (never its value)."""
+def test_root_map_keys_leave_no_name_for_a_reader() -> None:
+    """Yjs keeps the key of a deleted entry, and a root map cannot be replaced; a
+    reader's items never reach the mirror (bare clock ranges), so not even a refused
+    new key's name reaches the room."""
     net = notebook_net()
     before = content(net.room_doc)
     verdict = net.send(edit(net.sender, lambda d: d.get("meta", type=Map).__setitem__("NAME", "SECRET-v")),
                        VIEWER)
     assert content(net.room_doc) == content(net.sender) == before
+    assert secrets(net.room_doc.get_update()) == []
+    assert b"NAME" not in net.room_doc.get_update() and b"NAME" not in net.guard.state()
+    assert verdict.refused == (Touch(None, "notebook"),)
+
+
+def test_root_map_keys_stay_as_tombstones_for_a_runner() -> None:
+    """The known limit that remains: a runner may write some things, so their items
+    are integrated and reverted; a refused new root key's *name* stays (never its value)."""
+    net = notebook_net()
+    verdict = net.send(edit(net.sender, lambda d: d.get("meta", type=Map).__setitem__("NAME", "SECRET-v")),
+                       RUNNER)
     assert secrets(net.room_doc.get_update()) == []
     assert b"NAME" in net.room_doc.get_update()
     assert verdict.refused == (Touch(None, "notebook"),)
