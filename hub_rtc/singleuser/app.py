@@ -17,9 +17,10 @@ from jupyter_server.utils import url_path_join
 from jupyter_server_ydoc.handlers import YDocWebSocketHandler
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
-from traitlets import Float, Unicode, default
+from traitlets import Float, Int, Unicode, default
 
 from .. import __version__
+from ..guard import Limits
 from .auth import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
 from .disk import DiskGuard
@@ -76,6 +77,26 @@ class HubRTCExtension(ExtensionApp):
         Withdrawn access does not wait for this: the service pushes a message
         and affected sockets close at once.""",
     ).tag(config=True)
+    max_update_bytes = Int(
+        Limits.max_update,
+        help="""The largest document update one client may send, in bytes.
+
+        A larger one is refused whole and its connection closed (4413, with the
+        reason). Yjs clients send one update per keystroke or paste; a whole
+        notebook arrives as one update only when a client first syncs.""",
+    ).tag(config=True)
+    max_nesting = Int(
+        Limits.max_depth,
+        help="""How deep shared types and values may nest below a document's root.
+
+        Deeper nesting made every later save of the notebook fail (nbformat
+        recursion); an update that would nest deeper is refused (4413).""",
+    ).tag(config=True)
+    max_document_bytes = Int(
+        Limits.max_document,
+        help="""The largest a collaborative document may grow to, in bytes of its
+        encoded state; an update that would grow it further is refused (4413).""",
+    ).tag(config=True)
     flush_seconds = Float(
         5.0, help="How often counted activity (edits, refusals, joins) is sent to the service, in seconds."
     ).tag(config=True)
@@ -109,7 +130,8 @@ class HubRTCExtension(ExtensionApp):
         self.active = True
         self.tally = Tally()
         self.presence = Presence()
-        self.guards = RoomGuards()
+        self.guards = RoomGuards(Limits(max_update=self.max_update_bytes, max_depth=self.max_nesting,
+                                        max_document=self.max_document_bytes))
         self.gate = Gate(self._client(), os.environ.get("JUPYTERHUB_USER", ""),
                          AccessCache(self.cache_seconds), self.log)
         self.disk = DiskGuard(self.gate.client, self.tally, self.log)

@@ -23,7 +23,7 @@ from jupyter_server.utils import ensure_async
 from jupyter_server_ydoc.handlers import YDocWebSocketHandler
 from tornado import web
 
-from ..guard import AwarenessPin, DocumentGuard, FrameError, FrameKind, Verdict, frames
+from ..guard import AwarenessPin, DocumentGuard, FrameError, FrameKind, Limits, Verdict, frames
 from .access import Access
 from .auth import hub_name, narrowed, on_behalf, room_path
 from .gate import OWNER
@@ -38,14 +38,15 @@ REFUSED_WINDOW = 10.0
 class RoomGuards:
     """One :class:`DocumentGuard` per live document room, following its doc."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
         self._guards: weakref.WeakKeyDictionary[Any, tuple[DocumentGuard, Any]] = (
             weakref.WeakKeyDictionary())
 
     def for_room(self, room: Any) -> DocumentGuard:
         found = self._guards.get(room)
         if found is None:
-            guard = DocumentGuard(room.ydoc.get_update())
+            guard = DocumentGuard(room.ydoc.get_update(), limits=self.limits)
             # Whatever the room's doc accepts (other clients, the file on disk,
             # the ystore) the mirror follows, in the same transaction order.
             subscription = room.ydoc.observe(lambda event: guard.follow(event.update))

@@ -75,11 +75,11 @@ def notebook() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("guard-content")
-    hub = start_hub(workdir, manage_hub_access=True, extra=(
-        "c.YDocExtension.document_save_delay = 0.2\n"
-        # a room whose clients all left is dropped quickly, so the next one loads the file
-        "c.YDocExtension.document_cleanup_delay = 0.5\n"
-    ))
+    # The shared servers' own settings (the hub's config does not reach them): a room
+    # whose clients all left is dropped quickly, so the next one loads the file.
+    args = ["--allow-root", "--YDocExtension.document_save_delay=0.2",
+            "--YDocExtension.document_cleanup_delay=0.5"]
+    hub = start_hub(workdir, manage_hub_access=True, extra=f"c.Spawner.args = {args!r}\n")
     try:
         w = World(hub, workdir / "home")
         start_server(hub, OWNER)
@@ -113,7 +113,7 @@ async def saved(world: World, what: str, predicate: Callable[[dict[str, Any]], b
         disk = world.disk()
         return disk if predicate(disk) else None
 
-    return dict(await asyncio.to_thread(wait_for, what, check, 15))
+    return dict(await asyncio.to_thread(wait_for, what, check, 30))
 
 
 async def reload_room(world: World, clients: dict[str, YClient]) -> YClient:

@@ -36,6 +36,8 @@ pytestmark = pytest.mark.integration
 OWNER, EDITOR, VIEWER = "olive", "ed", "vi"
 NOTEBOOK, FREE = "lab/nb.ipynb", "lab/free.ipynb"
 EXTENSIONS = Path(__file__).with_name("extensions")
+#: the shared servers' bound on one update here (the default is 16 MiB)
+MAX_UPDATE = 100_000
 
 # Per user: the extra server arguments, and the test extensions on its path.
 HOOK = f"""
@@ -46,7 +48,8 @@ def _server_variants(spawner):
         "takeover": "aaa_room_takeover=True",
     }}.get(spawner.user.name)
     if variant is not None:
-        spawner.args = [*spawner.args, "--ServerApp.jpserver_extensions=" + variant]
+        spawner.args = [*spawner.args, "--ServerApp.jpserver_extensions=" + variant,
+                        "--HubRTCExtension.max_update_bytes={MAX_UPDATE}"]
         spawner.environment = {{**spawner.environment, "PYTHONPATH": {str(EXTENSIONS)!r}}}
 
 c.Spawner.pre_spawn_hook = _server_variants
@@ -151,6 +154,25 @@ def test_history_and_restores_need_the_right_to_change_every_cell(world: World) 
         status, _ = world.server(f"api/collaboration/undo_redo/{room}?action=restore&steps=1"
                                  "&forkRoom=x", "PUT", {}, user=user)
         assert status == 403
+
+
+# -- the bounds admins set ------------------------------------------------------------
+
+
+async def test_the_update_size_bound_is_the_admins_and_holds_for_the_owner(world: World) -> None:
+    owner = await YClient.connect(world.hub.url, OWNER, FREE, world.tokens[OWNER])
+    try:
+        owner.type_into("free", "x" * (MAX_UPDATE // 2))  # within the bound: taken
+        await asyncio.sleep(0.5)
+        assert not owner.closed.done()
+        owner.type_into("free", "y" * (MAX_UPDATE + 1))
+        code, reason = await asyncio.wait_for(owner.closed, 10)
+        assert code == 4413 and "update" in (reason or ""), reason
+    finally:
+        owner.close()
+    await asyncio.to_thread(wait_for, "the first paste saved",
+                            lambda: world.disk_sources(FREE)["free"].startswith("x"))
+    assert "y" * 100 not in world.disk_sources(FREE)["free"]
 
 
 # -- other server extensions ------------------------------------------------------------
