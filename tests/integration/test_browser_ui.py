@@ -133,7 +133,10 @@ async def test_students_collaborate_and_the_instructor_watches(
         before = (await recorded(cai.page, TASK))[0]
         await type_into_cell(cai.page, TASK, "cai was here ")
         await wait_for_cell_text(cai.page, TASK, before)  # reverted in his own browser
-        assert any("cai was here" in t for t in await recorded(cai.page, TASK))  # typed, then undone
+        # typed, then undone: the guard may revert each keystroke before the next one is
+        # typed, so what shows is some of the text, never necessarily all of it at once
+        assert any(t != before and set(t) - set(before) <= set("cai was here ")
+                   for t in await recorded(cai.page, TASK))
         assert await dialogs(cai.page) == []
         await hide_notifications(cai.page)
         await screenshot(cai.page, screenshots, "jupyterlab-locked-cell-reverted")
