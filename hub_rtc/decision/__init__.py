@@ -1,6 +1,7 @@
 """The decision: who may do what, as one pure function (no I/O, no tornado)."""
 
 from .decide import decide, effective_role
+from .file import FileRights, file_may
 from .model import (
     CellRuleView,
     Decision,
@@ -17,6 +18,7 @@ __all__ = [
     "GRANTABLE_ROLES",
     "CellRuleView",
     "Decision",
+    "FileRights",
     "GrantView",
     "PolicyView",
     "Principal",
@@ -24,4 +26,5 @@ __all__ = [
     "SessionView",
     "decide",
     "effective_role",
+    "file_may",
 ]

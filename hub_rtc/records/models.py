@@ -376,3 +376,24 @@ class CellBaseline(Base):
 
     def __repr__(self) -> str:
         return f"<CellBaseline {self.path}#{self.cell_id}>"
+
+
+class NotebookBaseline(Base):
+    """The last authorized shape of a whole notebook, for sessions where someone may
+    run code but not edit: a file their kernel wrote may then change only outputs and
+    execution counts.  ``notebook`` is JSON: its ``metadata``, ``nbformat``,
+    ``nbformat_minor`` and ``order`` (the cell ids in order).  The cells themselves
+    are rows of :class:`CellBaseline`, without outputs unless ruled.
+    """
+
+    __tablename__ = "notebook_baselines"
+
+    session_id: Mapped[str] = mapped_column(
+        ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)  # below the session root
+    notebook: Mapped[str] = mapped_column(Text, default="{}")
+    updated: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<NotebookBaseline {self.path}>"

@@ -306,6 +306,7 @@ class HubRTCExtension(ExtensionApp):
         if message.get("type") != "invalidate":
             return None
         done = await self.gate.invalidate(message.get("session_id"), message.get("users"))
+        self.disk.session_changed(message.get("session_id"))  # in the background
         self.log.info("hub_rtc: access changed in %s (%s): re-checked %d sockets%s",
                       message.get("session_id"), message.get("reason", ""), done.sockets,
                       f", {done.failed} failed" if done.failed else "")

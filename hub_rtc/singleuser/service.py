@@ -68,13 +68,16 @@ class ServiceClient:
                          {"server_name": self.server_name, "sessions": sessions})
 
     async def baselines(self, path: str) -> dict[str, Any]:
-        """The ruled cells of the notebook at ``path`` and their last authorized content."""
+        """The ruled cells of the notebook at ``path``, their last authorized content, what
+        its file may change and (where that is a runner's) the whole notebook's baseline."""
         return dict(await self._call("POST", "/servers/baselines",
                                      {"server_name": self.server_name, "path": path}))
 
-    async def keep_baselines(self, path: str, cells: dict[str, dict[str, Any]]) -> None:
-        await self._call("PUT", "/servers/baselines",
-                         {"server_name": self.server_name, "path": path, "cells": cells})
+    async def keep_baselines(self, path: str, cells: dict[str, dict[str, Any]],
+                             **notebook: Any) -> dict[str, Any]:
+        """Keep ``cells``; ``notebook=`` the whole notebook's shape (None: forget it)."""
+        return dict(await self._call("PUT", "/servers/baselines", {
+            "server_name": self.server_name, "path": path, "cells": cells, **notebook}))
 
     async def follow_events(self, handle: Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]],
                             connected: Callable[[], Awaitable[None]]) -> None:

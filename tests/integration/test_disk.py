@@ -11,11 +11,15 @@ the file.
 
 One hub for the module: olive's server hosts "Lab" (folder ``lab``: ed
 editor, vi viewer, mo manager); cell ``locked`` of ``lab/nb.ipynb`` is locked.
+It also hosts "Runs" (folder ``runs``: ru runner, ed editor), where someone may
+run code but not edit: there the file may change only outputs and execution
+counts, whoever's kernel wrote it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import sqlite3
 import time
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pycrdt import Map
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
@@ -36,8 +41,9 @@ from .yclient import YClient
 
 pytestmark = pytest.mark.integration
 
-OWNER, EDITOR, VIEWER, MANAGER = "olive", "ed", "vi", "mo"
+OWNER, EDITOR, VIEWER, MANAGER, RUNNER = "olive", "ed", "vi", "mo", "ru"
 NOTEBOOK = "lab/nb.ipynb"
+RUNS_NOTEBOOK = "runs/nb.ipynb"
 CELLS = ("first", "locked", "free")
 LOCKED = "# locked\n"
 
@@ -52,8 +58,15 @@ class World:
     def __init__(self, hub: LocalHub, home: Path) -> None:
         self.hub = hub
         self.home = home
-        self.tokens = {name: hub.user_token(name) for name in (OWNER, EDITOR, VIEWER, MANAGER)}
+        self.tokens = {name: hub.user_token(name) for name in (OWNER, EDITOR, VIEWER, MANAGER, RUNNER)}
         self.session_id = ""
+        self.notebook = NOTEBOOK  # the notebook the helpers below are about
+
+    def at(self, notebook: str, session_id: str) -> World:
+        """The same hub, about another session's notebook."""
+        other = copy.copy(self)
+        other.notebook, other.session_id = notebook, session_id
+        return other
 
     def server(self, path: str, method: str = "GET", body: Any = None, user: str = OWNER,
                ) -> tuple[int, Any]:
@@ -64,7 +77,7 @@ class World:
 
     @property
     def file(self) -> Path:
-        return self.home / OWNER / NOTEBOOK
+        return self.home / OWNER / self.notebook
 
     def disk(self) -> dict[str, Any]:
         return saved_notebook(self.file)
@@ -73,7 +86,7 @@ class World:
         return [(c["id"], "".join(c["source"])) for c in self.disk()["cells"]]
 
     async def client(self, user: str = OWNER) -> YClient:
-        return await YClient.connect(self.hub.url, OWNER, NOTEBOOK, self.tokens[user])
+        return await YClient.connect(self.hub.url, OWNER, self.notebook, self.tokens[user])
 
     def tamper(self, edit: Any) -> None:
         """Rewrite the notebook file as the server's account can (what a kernel can)."""
@@ -199,7 +212,8 @@ async def test_an_out_of_band_change_to_a_locked_cell_is_put_back(world: World, 
 
 async def kernel_socket(world: World, user: str) -> tuple[str, WebSocketClientConnection]:
     status, model = world.server("api/sessions", "POST", {
-        "path": NOTEBOOK, "type": "notebook", "name": "", "kernel": {"name": "python3"}}, user=user)
+        "path": world.notebook, "type": "notebook", "name": "", "kernel": {"name": "python3"}},
+        user=user)
     assert status == 201, model
     kernel_id = model["kernel"]["id"]
     url = world.hub.url.replace("http", "ws", 1) + f"/user/{OWNER}/api/kernels/{kernel_id}/channels"
@@ -379,3 +393,362 @@ async def test_the_owner_replacing_the_notebook_through_the_contents_api_is_beli
         assert late.source("locked") == "# locked, v2\n"
     finally:
         late.close()
+
+
+# -- a restored checkpoint ---------------------------------------------------------
+
+
+async def test_the_owner_restoring_a_checkpoint_is_believed(world: World, notebook: None) -> None:
+    """jupyter_server restores a checkpoint by copying it over the file, past ``save``:
+    still a write through the contents manager, which the Authorizer let through (to
+    nobody with protected cells)."""
+    status, checkpoint = world.server(f"api/contents/{NOTEBOOK}/checkpoints", "POST")
+    assert status == 201, checkpoint
+    owner = await world.client(OWNER)
+    try:
+        await saved_by_the_room(world, owner, "locked", "v2 ")  # the baseline is now "v2 …"
+        refused = await asyncio.to_thread(world.refusals_by_the_file)
+        status, reply = world.server(f"api/contents/{NOTEBOOK}/checkpoints/{checkpoint['id']}", "POST")
+        assert status == 204, reply
+        await owner.until(lambda: owner.source("locked") == LOCKED)  # the room loaded it
+        await asyncio.sleep(1.0)
+        assert owner.source("locked") == LOCKED and dict(world.disk_cells())["locked"] == LOCKED
+        assert await asyncio.to_thread(world.refusals_by_the_file) == refused
+        # what was restored is what the file is now held to
+        world.tamper(tampers()["rewrite"])
+        await owner.until(lambda: owner.source("free") == "# free, from the file\n")
+        await asyncio.sleep(0.5)
+        assert owner.source("locked") == LOCKED
+    finally:
+        owner.close()
+    await asyncio.to_thread(wait_for, "the file saved back",
+                            lambda: locked_as_authorized(world.disk_cells()), 10)
+
+
+async def test_a_checkpoint_restored_while_the_room_is_closed_is_believed(world: World,
+                                                                          notebook: None) -> None:
+    status, checkpoint = world.server(f"api/contents/{NOTEBOOK}/checkpoints", "POST")
+    assert status == 201, checkpoint
+    owner = await world.client(OWNER)
+    await saved_by_the_room(world, owner, "locked", "v2 ")
+    owner.close()
+    await room_closed(world)
+    status, reply = world.server(f"api/contents/{NOTEBOOK}/checkpoints/{checkpoint['id']}", "POST")
+    assert status == 204, reply
+    late = await world.client(VIEWER)
+    try:
+        assert late.source("locked") == LOCKED
+    finally:
+        late.close()
+    await room_closed(world)
+    world.tamper(tampers()["rewrite"])
+    again = await world.client(VIEWER)
+    try:
+        assert again.source("locked") == LOCKED
+    finally:
+        again.close()
+
+
+async def test_a_checkpoint_a_kernel_rewrote_is_checked_like_the_file(world: World,
+                                                                       notebook: None) -> None:
+    """Checkpoints are files in the kernels' reach too: restoring one that is not what
+    the server saved when it was made must not launder a kernel's rewrite."""
+    (await world.client(OWNER)).close()  # opened once since the rule was made: a baseline
+    await room_closed(world)
+    status, checkpoint = world.server(f"api/contents/{NOTEBOOK}/checkpoints", "POST")
+    assert status == 201, checkpoint
+    saved = world.file.parent / ".ipynb_checkpoints" / f"nb-{checkpoint['id']}.ipynb"
+    rewritten = json.loads(saved.read_text())
+    for cell in rewritten["cells"]:
+        if cell["id"] == "locked":
+            cell["source"] = "# HACKED in the checkpoint\n"
+        if cell["id"] == "free":
+            cell["source"] = "# free, from the checkpoint\n"
+    saved.write_text(json.dumps(rewritten))
+    refused = await asyncio.to_thread(world.refusals_by_the_file)
+    status, reply = world.server(f"api/contents/{NOTEBOOK}/checkpoints/{checkpoint['id']}", "POST")
+    assert status == 204, reply
+    late = await world.client(VIEWER)
+    try:
+        assert late.source("locked") == LOCKED and b"HACKED" not in late.doc.get_update()
+        assert late.source("free") == "# free, from the checkpoint\n"  # unruled: the file's
+    finally:
+        late.close()
+    await asyncio.to_thread(wait_for, "the file saved back", lambda: dict(
+        world.disk_cells())["locked"] == LOCKED, 10)
+    await asyncio.to_thread(wait_for, "the refusal counted",
+                            lambda: world.refusals_by_the_file() > refused, 15)
+
+
+# -- where someone may run code but not edit -------------------------------------------
+
+#: what a runner's kernel writes into the file: a source it may not change, an output it may
+RAN = "ran in ru's kernel"
+
+
+@pytest.fixture(scope="module")
+def runs_world(world: World) -> World:
+    """olive's "Runs" session: ru may run code, not edit; ed edits."""
+    assert world.server("api/contents/runs", "PUT", {"type": "directory"})[0] in (200, 201)
+    session_id = host_session(world.rtc, {"title": "Runs", "host": "owner", "root": "runs",
+                                          "members": [{"user": RUNNER, "role": "runner"},
+                                                      {"user": EDITOR, "role": "editor"}]})
+    return world.at(RUNS_NOTEBOOK, session_id)
+
+
+@pytest.fixture
+def runs(runs_world: World) -> Iterator[World]:
+    """A fresh notebook in "Runs" with ``locked`` locked, and no room open at the start."""
+    time.sleep(ROOM_GONE)
+    w = runs_world
+    status, _ = w.server(f"api/contents/{RUNS_NOTEBOOK}", "PUT", {
+        "type": "notebook", "format": "json", "content": code_notebook(CELLS, kernelspec=True)})
+    assert status in (200, 201)
+    assert w.rtc("PUT", f"/sessions/{w.session_id}/cells",
+                 {"path": "nb.ipynb", "cell_id": "locked", "rule": "locked"})[0] in (200, 201)
+    yield w
+    w.rtc("DELETE", f"/sessions/{w.session_id}/cells?path=nb.ipynb&cell_id=locked")
+
+
+RUNNER_REWRITE = f"""
+import json, os
+path = "nb.ipynb" if os.path.exists("nb.ipynb") else "runs/nb.ipynb"
+nb = json.load(open(path))
+for cell in nb["cells"]:
+    if cell["id"] == "free":
+        cell["source"] = "# HACKED from ru's kernel\\n"
+        cell["outputs"] = [{{"output_type": "stream", "name": "stdout", "text": ["{RAN}\\n"]}}]
+        cell["execution_count"] = 7
+json.dump(nb, open(path, "w"))
+print("written", path)
+"""
+
+
+def outputs(client: YClient, cell_id: str) -> str:
+    return json.dumps(client.cell(cell_id).get("outputs").to_py())  # type: ignore[union-attr]
+
+
+def disk_cell(world: World, cell_id: str) -> dict[str, Any]:
+    return next(c for c in world.disk()["cells"] if c["id"] == cell_id)
+
+
+def free_as_authorized(world: World, source: str = "# free\n") -> bool:
+    """On disk: the free cell's source put back, the kernel's output kept."""
+    free = disk_cell(world, "free")
+    return "".join(free["source"]) == source and RAN in json.dumps(free["outputs"])
+
+
+async def runner_rewrites(world: World) -> None:
+    """ru's real kernel rewrites the free cell's source and output in the file."""
+    kernel_id, ws = await kernel_socket(world, RUNNER)
+    try:
+        printed = await asyncio.wait_for(run(ws, RUNNER_REWRITE), 60)
+        assert "written" in printed, printed
+    finally:
+        ws.close()
+        world.server(f"api/kernels/{kernel_id}", "DELETE")
+
+
+async def test_a_runners_kernel_may_change_outputs_but_not_sources(runs: World) -> None:
+    owner, editor = await runs.client(OWNER), await runs.client(EDITOR)
+    try:
+        refused = await asyncio.to_thread(runs.refusals_by_the_file)
+        await runner_rewrites(runs)
+        for client in (owner, editor):  # the reload happened: the output reached everyone
+            await client.until(lambda c=client: RAN in outputs(c, "free"))
+        await asyncio.sleep(0.5)
+        for client in (owner, editor):
+            assert client.source("free") == "# free\n", client.state()
+            assert RAN in outputs(client, "free") and "HACKED" not in json.dumps(client.state())
+        await asyncio.to_thread(wait_for, "the file saved back", lambda: free_as_authorized(runs), 10)
+        await asyncio.to_thread(wait_for, "the refusal counted",
+                                lambda: runs.refusals_by_the_file() > refused, 15)
+    finally:
+        owner.close()
+        editor.close()
+    late = await runs.client(RUNNER)
+    try:
+        assert late.source("free") == "# free\n" and b"HACKED" not in late.doc.get_update()
+    finally:
+        late.close()
+
+
+async def test_a_runners_kernel_writing_while_the_room_is_closed_changes_no_source(
+        runs: World) -> None:
+    owner = await runs.client(OWNER)
+    await saved_by_the_room(runs, owner, "free", "saved ")  # the baseline of every cell is kept
+    owner.close()
+    await room_closed(runs)
+    await runner_rewrites(runs)
+    late = await runs.client(EDITOR)
+    try:
+        assert late.ids() == list(CELLS) and late.source("free") == "saved # free\n", late.state()
+        assert RAN in outputs(late, "free") and "HACKED" not in json.dumps(late.state())
+    finally:
+        late.close()
+    await asyncio.to_thread(wait_for, "the file saved back",
+                            lambda: free_as_authorized(runs, "saved # free\n"), 10)
+
+
+def runner_tampers() -> dict[str, Any]:
+    """Rewrites of the whole notebook a runner's kernel may not make; each also writes an
+    output into ``free``, which it may (and which shows the room reloaded)."""
+    out = [{"output_type": "stream", "name": "stdout", "text": [f"{RAN}\n"]}]
+
+    def insert(nb: dict[str, Any]) -> None:
+        nb["cells"].insert(1, {"id": "intruder", "cell_type": "code", "source": "# HACKED new\n",
+                               "metadata": {}, "outputs": [], "execution_count": None})
+
+    def delete(nb: dict[str, Any]) -> None:
+        nb["cells"] = [c for c in nb["cells"] if c["id"] != "first"]
+
+    def move(nb: dict[str, Any]) -> None:
+        nb["cells"] = [*nb["cells"][1:], nb["cells"][0]]
+
+    def retype(nb: dict[str, Any]) -> None:
+        first = nb["cells"][0]
+        first.update(cell_type="markdown", source="# HACKED as markdown\n")
+        first.pop("outputs"), first.pop("execution_count")
+
+    def cell_metadata(nb: dict[str, Any]) -> None:
+        nb["cells"][0]["metadata"] = {"tags": ["HACKED"], "editable": True}
+
+    def notebook_metadata(nb: dict[str, Any]) -> None:
+        nb["metadata"]["HACKED"] = True
+        nb["metadata"]["kernelspec"]["display_name"] = "HACKED"
+
+    def with_output(edit: Any) -> Any:
+        def both(nb: dict[str, Any]) -> None:
+            edit(nb)
+            next(c for c in nb["cells"] if c["id"] == "free")["outputs"] = out
+        return both
+
+    return {name: with_output(edit) for name, edit in [
+        ("insert", insert), ("delete", delete), ("move", move), ("retype", retype),
+        ("cell metadata", cell_metadata), ("notebook metadata", notebook_metadata)]}
+
+
+def tamper_notebook(world: World, edit: Any) -> None:
+    notebook = world.disk()
+    edit(notebook)
+    world.file.write_text(json.dumps(notebook))
+
+
+def untouched(client: YClient) -> bool:
+    first = client.cell("first").to_py()
+    return (client.ids() == list(CELLS) and first["cell_type"] == "code"
+            and first["source"] == "# first\n" and set(first["metadata"]) <= {"trusted"}
+            and "HACKED" not in json.dumps(client.doc.get("meta", type=Map).to_py())
+            and "HACKED" not in json.dumps(client.state()))
+
+
+@pytest.mark.parametrize("how", list(runner_tampers()))
+async def test_what_a_runner_may_not_change_is_put_back_from_the_open_room(runs: World,
+                                                                           how: str) -> None:
+    owner = await runs.client(OWNER)
+    try:
+        tamper_notebook(runs, runner_tampers()[how])
+        await owner.until(lambda: RAN in outputs(owner, "free"))
+        await asyncio.sleep(0.5)
+        assert untouched(owner), (how, owner.state(), owner.doc.get("meta", type=Map).to_py())
+
+        def on_disk() -> bool:
+            nb = runs.disk()
+            return ([c["id"] for c in nb["cells"]] == list(CELLS) and "HACKED" not in json.dumps(nb)
+                    and RAN in json.dumps(disk_cell(runs, "free")["outputs"]))
+
+        await asyncio.to_thread(wait_for, "the file saved back", on_disk, 10)
+    finally:
+        owner.close()
+
+
+@pytest.mark.parametrize("how", ["insert", "delete", "notebook metadata"])
+async def test_what_a_runner_may_not_change_is_put_back_in_a_closed_room(runs: World,
+                                                                         how: str) -> None:
+    owner = await runs.client(OWNER)
+    await saved_by_the_room(runs, owner, "free", "saved ")
+    owner.close()
+    await room_closed(runs)
+    tamper_notebook(runs, runner_tampers()[how])
+    late = await runs.client(EDITOR)
+    try:
+        assert untouched(late), (how, late.state())
+        assert late.source("free") == "saved # free\n" and RAN in outputs(late, "free")
+    finally:
+        late.close()
+
+
+async def test_a_restarted_server_holds_the_file_to_what_a_runner_may_change(runs: World) -> None:
+    owner = await runs.client(OWNER)
+    await saved_by_the_room(runs, owner, "free", "before restart ")
+    owner.close()
+    assert runs.hub.api("DELETE", f"/hub/api/users/{OWNER}/server")[0] in (202, 204)
+    await asyncio.to_thread(wait_for, "the server stopped", lambda: not (
+        runs.hub.api("GET", f"/hub/api/users/{OWNER}")[1].get("servers") or {}), 60)
+
+    def rewrite(cells: list[dict[str, Any]]) -> None:
+        free = next(c for c in cells if c["id"] == "free")
+        free.update(source="# HACKED while stopped\n", execution_count=3, outputs=[
+            {"output_type": "stream", "name": "stdout", "text": [f"{RAN}\n"]}])
+
+    runs.tamper(rewrite)
+    tamper_ystore(runs)
+    await asyncio.to_thread(start_server, runs.hub, OWNER)
+
+    def back() -> bool:
+        _, session = runs.rtc("GET", f"/sessions/{runs.session_id}")
+        return session["hosting"]["state"] == "ready"
+
+    await asyncio.to_thread(wait_for, "the server announced itself again", back, 90)
+    late = await runs.client(EDITOR)
+    try:
+        assert late.source("free") == "before restart # free\n", late.state()
+        assert RAN in outputs(late, "free") and "HACKED" not in json.dumps(late.state())
+    finally:
+        late.close()
+    await asyncio.to_thread(wait_for, "the file saved back",
+                            lambda: free_as_authorized(runs, "before restart # free\n"), 10)
+
+
+async def test_an_editors_edit_in_the_room_is_what_the_file_is_held_to(runs: World) -> None:
+    """The positive control: what a writer changed in the room is the new baseline."""
+    editor = await runs.client(EDITOR)
+    await saved_by_the_room(runs, editor, "first", "ed's ")
+    editor.close()
+    await room_closed(runs)
+    await runner_rewrites(runs)
+    late = await runs.client(OWNER)
+    try:
+        assert late.source("first") == "ed's # first\n" and late.source("free") == "# free\n"
+    finally:
+        late.close()
+
+
+async def test_who_runs_code_is_counted_when_it_changes(runs: World) -> None:
+    """Without a runner an unruled cell is the file's; someone made a runner while the
+    notebook is open counts at once: what the room had then is what the file is held to
+    (the room closes without saving again)."""
+    member = f"/sessions/{runs.session_id}/members/user/{RUNNER}"
+    assert runs.rtc("PUT", member, {"role": "editor"})[0] == 200
+    try:
+        def from_the_file(cells: list[dict[str, Any]]) -> None:
+            next(c for c in cells if c["id"] == "free")["source"] = "# free, no runner\n"
+
+        runs.tamper(from_the_file)
+        owner = await runs.client(OWNER)
+        try:
+            assert owner.source("free") == "# free, no runner\n"  # everyone who runs code edits
+            assert runs.rtc("PUT", member, {"role": "runner"})[0] == 200
+            await asyncio.sleep(1.0)  # the push reaches the open room, which keeps its baseline
+        finally:
+            owner.close()
+        await room_closed(runs)
+        await runner_rewrites(runs)
+        late = await runs.client(EDITOR)
+        try:
+            assert late.source("free") == "# free, no runner\n", late.state()
+            assert RAN in outputs(late, "free")
+        finally:
+            late.close()
+    finally:
+        runs.rtc("PUT", member, {"role": "runner"})

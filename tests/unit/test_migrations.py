@@ -44,7 +44,7 @@ def _fill_0001(url: str) -> None:
 
 
 #: the newest migration: a new one moves this
-HEAD = "0005"
+HEAD = "0006"
 
 
 def test_upgrade_from_first_revision_keeps_rows(db_url: str) -> None:
@@ -52,7 +52,8 @@ def test_upgrade_from_first_revision_keeps_rows(db_url: str) -> None:
     upgrade(db_url, backup=False)
     engine = make_engine(db_url)
     assert current_revision(engine) == HEAD
-    assert {"activity_events", "cell_baselines"} <= set(inspect(engine).get_table_names())
+    tables = set(inspect(engine).get_table_names())
+    assert {"activity_events", "cell_baselines", "notebook_baselines"} <= tables
     engine.dispose()
     assert (_count(db_url, "users"), _count(db_url, "sessions"), _count(db_url, "grants")) == (2, 1, 1)
 
