@@ -11,7 +11,7 @@ from ..records import Grant, RTCSession, Team, User
 from .actor import Actor
 from .errors import NotFound
 from .hosting import audience
-from .notify import MEMBER_REMOVED, ROLE_CHANGED, Enforcement
+from .notify import MEMBER_ADDED, MEMBER_REMOVED, ROLE_CHANGED, Enforcement
 from .principals import PrincipalKey, Principals, ResolvedGrant
 from .sessions import Sessions
 
@@ -42,12 +42,13 @@ class Members:
             await self.sessions.hosting.require_announced(server)
         granter = await self.sessions.people.user_id_of(actor)
         created = await self.db.run(lambda db: self._upsert(db, session_id, grant, granter))
-        enforcement = Enforcement()
-        if created:  # access only grew: shares follow, nobody's rights shrank
+        if created:  # access only grew: the shares follow
             await self.sessions.hosting.shares.reconcile(server)
-        else:
-            who = await self.db.run(lambda db: audience(db, grant[0].kind, grant[0].key))
-            enforcement = await self.sessions.hosting.tell([session_id], who, ROLE_CHANGED)
+        # The servers hear of a new member too: a new runner makes the session's
+        # files answer to what a runner may change (hub_rtc.decision.file).
+        who = await self.db.run(lambda db: audience(db, grant[0].kind, grant[0].key))
+        enforcement = await self.sessions.hosting.tell(
+            [session_id], who, MEMBER_ADDED if created else ROLE_CHANGED)
         member = await self._member(session_id, kind, name)
         return {**member, **enforcement.json()}, created
 

@@ -24,8 +24,12 @@ from typing import Any, Protocol
 
 from .directory import ServerKey
 
-# Why access may have shrunk: the ``reason`` of an invalidation.
+# Why access may have shrunk (or who may write files changed): the ``reason`` of an
+# invalidation.
 MEMBER_REMOVED = "member removed"
+#: nobody's access shrank, but a new member (a runner) may make the session's
+#: notebook files answer to a stricter rule (hub_rtc.decision.file)
+MEMBER_ADDED = "member added"
 ROLE_CHANGED = "role changed"
 GRANT_EXPIRED = "grant expired"
 TEAM_CHANGED = "team membership changed"

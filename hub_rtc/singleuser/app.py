@@ -293,6 +293,7 @@ class HubRTCExtension(ExtensionApp):
     async def _on_connected(self) -> None:
         # pushes may have been missed while disconnected; the channel then says "ready"
         await self.gate.forget_all()
+        self.disk.session_changed(None)  # who runs code in which session may have changed too
         assert self.gate.client is not None and self.serverapp is not None
         try:
             answer = await self.gate.client.announce(__version__, self.serverapp.base_url)

@@ -752,3 +752,30 @@ async def test_who_runs_code_is_counted_when_it_changes(runs: World) -> None:
             late.close()
     finally:
         runs.rtc("PUT", member, {"role": "runner"})
+
+
+async def test_a_runner_added_while_the_notebook_is_open_is_counted_at_once(runs: World) -> None:
+    """A new member is pushed to the server like a changed role: the open room keeps the
+    whole notebook's baseline before it closes (it may not save again)."""
+    member = f"/sessions/{runs.session_id}/members/user/{RUNNER}"
+    assert runs.rtc("DELETE", member)[0] in (200, 204)
+    try:
+        owner = await runs.client(OWNER)
+        try:
+            status, reply = runs.rtc("PUT", member, {"role": "runner"})
+            assert status == 201 and reply["enforced"], reply  # the push was confirmed
+            await asyncio.sleep(1.0)
+        finally:
+            owner.close()
+        await room_closed(runs)
+        await asyncio.to_thread(wait_for, "the runner shared in again",
+                                lambda: runs.server("api/contents/runs", user=RUNNER)[0] == 200, 30)
+        await runner_rewrites(runs)
+        late = await runs.client(EDITOR)
+        try:
+            assert late.source("free") == "# free\n", late.state()
+            assert RAN in outputs(late, "free")
+        finally:
+            late.close()
+    finally:
+        runs.rtc("PUT", member, {"role": "runner"})

@@ -220,12 +220,15 @@ async def test_a_server_with_no_channel_here_counts_only_if_it_may_use_older_rig
     assert (await waiting.hosting.push([Invalidation(("carol", ""), sid, None, "x")])).enforced
 
 
-async def test_a_new_member_only_gains_access_so_nothing_waits(waiting, directory, servers) -> None:
+async def test_a_new_member_is_in_force_before_it_is_answered(waiting, directory, servers) -> None:
+    """A new member only gains access, but a new runner makes the session's files answer
+    to what a runner may change (hub_rtc.decision.file): that is in force first too."""
     sid = await bobs_session(waiting, directory)
     servers.connected.add(ALICE_SERVER)
     servers.answer = None
-    member, created = await waiting.members.put(ALICE, sid, "user", "carol", {"role": "editor"})
-    assert created and member["enforced"] is True and servers.pushed == []
+    member, created = await waiting.members.put(ALICE, sid, "user", "carol", {"role": "runner"})
+    assert created and member["enforced"] is False
+    assert [c.reason for c, _ in servers.pushed] == ["member added"]
 
 
 async def test_ending_a_session_waits_for_its_server(waiting, directory, servers) -> None:
