@@ -74,6 +74,9 @@ class Struct:
     parent: str | ID | None = None
     #: the map key it names (no origins only: a key new to its sender)
     key: str | None = None
+    #: where it is in the update: ``update[start:end]``
+    start: int = 0
+    end: int = 0
 
 
 @dataclass(slots=True)
@@ -200,6 +203,13 @@ def scan(update: bytes, *, max_depth: int = 32) -> Scan:
 
 
 def _struct(reader: _Reader, result: Scan) -> Struct:
+    start = reader.pos
+    struct = _struct_at(reader, result)
+    struct.start, struct.end = start, reader.pos
+    return struct
+
+
+def _struct_at(reader: _Reader, result: Scan) -> Struct:
     if reader.pos >= reader.end:
         raise ScanError("truncated struct")
     info = reader.data[reader.pos]
@@ -281,6 +291,74 @@ def strip(update: bytes, scanned: Scan, roots: Collection[str], known: Callable[
             out += _stripped(struct, roots, known)
     out += update[scanned.delete_set_at :]
     return bytes(out)
+
+
+def strip_outside(update: bytes, scanned: Scan, keep: str, roots: Collection[str],
+                  known: Callable[[str], bool]) -> bytes:
+    """``update`` with what it holds outside the root ``keep`` stripped as :func:`strip`
+    strips everything: items of other roots and new roots, and every item placed in
+    or next to one of those.  What is below ``keep`` stays as it was sent.
+
+    For a runner, who may write results into the cells and nothing else: their items
+    outside the cells would be reverted anyway, but a reverted map entry leaves its
+    key's name in the document; stripped, not even that reaches it.  An item placed
+    by its neighbours alone (no parent written) next to an item that the document
+    already holds stays, and is judged and reverted as before: it names no key.
+    """
+    outside = _outside(scanned, keep)
+    if not outside:
+        return update
+    out = bytearray(encode_var_uint(len(scanned.structs)))
+    for client, start, structs in scanned.structs:
+        out += encode_var_uint(len(structs)) + encode_var_uint(client) + encode_var_uint(start)
+        clock = start
+        for struct in structs:
+            if (client, clock) in outside:
+                out += _stripped(struct, roots, known)
+            else:
+                out += update[struct.start:struct.end]
+            clock += struct.length
+    out += update[scanned.delete_set_at:]
+    return bytes(out)
+
+
+def _outside(scanned: Scan, keep: str) -> set[ID]:
+    """The first ids of the items of ``scanned`` that are not below the root ``keep``,
+    to a fixed point: an item in or next to such an item is outside too."""
+    items = [(client, clock, struct) for client, clock, struct in _placed(scanned)
+             if struct.kind not in (_GC, _SKIP)]
+    if not any(isinstance(s.parent, str) and s.parent != keep for _, _, s in items):
+        return set()  # (the common case, results written into cells: one pass)
+    ranges: list[tuple[int, int, int]] = []
+    outside: set[ID] = set()
+
+    def within(item: ID | None) -> bool:
+        return item is not None and any(c == item[0] and s <= item[1] < e for c, s, e in ranges)
+
+    grown = True
+    while grown:
+        grown = False
+        for client, clock, struct in items:
+            if (client, clock) in outside:
+                continue
+            parent = struct.parent
+            if ((isinstance(parent, str) and parent != keep)
+                    or (isinstance(parent, tuple) and within(parent))
+                    or within(struct.origin) or within(struct.right)):
+                outside.add((client, clock))
+                ranges.append((client, clock, clock + struct.length))
+                grown = True
+    return outside
+
+
+def _placed(scanned: Scan) -> list[tuple[int, int, Struct]]:
+    out = []
+    for client, start, structs in scanned.structs:
+        clock = start
+        for struct in structs:
+            out.append((client, clock, struct))
+            clock += struct.length
+    return out
 
 
 def _stripped(struct: Struct, roots: Collection[str], known: Callable[[str], bool]) -> bytes:

@@ -53,7 +53,7 @@ from ._content import (
     restore_key,
     take,
 )
-from ._scan import ContentKind, Scan, ScanError, scan, strip
+from ._scan import ContentKind, Scan, ScanError, scan, strip, strip_outside
 from ._updates import fully_integrated
 from .rights import Limits, Rights
 
@@ -302,6 +302,11 @@ class DocumentGuard:
             full = self._mirror.get_update()
             created = self._reader_touches(update, full)
             update = strip(update, screened, set(self._mirror.keys()), partial(_known_name, full))
+        elif not rights.write and screened.items:
+            # a runner writes results into the cells, nothing else: what they send
+            # elsewhere reaches the mirror without content, key or root names either
+            update = strip_outside(update, screened, CELLS, set(self._mirror.keys()),
+                                   lambda name: _known_name(self._mirror.get_update(), name))
         if not rights.write:
             self._watch_unknown_roots()
         before = _Before() if rights.unrestricted else self._prepare(rights)

@@ -540,15 +540,38 @@ def test_root_map_keys_leave_no_name_for_a_reader() -> None:
     assert verdict.refused == (Touch(None, "notebook"),)
 
 
-def test_root_map_keys_stay_as_tombstones_for_a_runner() -> None:
-    """The known limit that remains: a runner may write some things, so their items
-    are integrated and reverted; a refused new root key's *name* stays (never its value)."""
+@pytest.mark.parametrize("root", ["meta", "state", "a new root"])
+def test_root_map_keys_leave_no_name_for_a_runner(root: str) -> None:
+    """A runner may write outputs, so their updates reach the mirror; but nothing they
+    send outside the cells is theirs to write, so it reaches it as bare deleted items
+    and clock ranges: not even a refused new key's or root's name stays."""
     net = notebook_net()
-    verdict = net.send(edit(net.sender, lambda d: d.get("meta", type=Map).__setitem__("NAME", "SECRET-v")),
-                       RUNNER)
-    assert secrets(net.room_doc.get_update()) == []
-    assert b"NAME" in net.room_doc.get_update()
-    assert verdict.refused == (Touch(None, "notebook"),)
+    before = content(net.room_doc)
+    name = "SECRET-root" if root == "a new root" else root
+
+    def add(doc: Doc) -> None:
+        doc.get(name, type=Map)["NAME"] = Map({"deep": Text("SECRET-v")})
+
+    verdict = net.send(edit(net.sender, add), RUNNER)
+    assert content(net.room_doc) == content(net.sender) == before
+    for data in (net.room_doc.get_update(), net.guard.state(), verdict.forward or b""):
+        assert secrets(data) == [] and b"NAME" not in data
+    assert not verdict.accepted
+
+
+def test_a_runners_output_goes_through_beside_a_refused_root_key() -> None:
+    net = notebook_net()
+
+    def both(doc: Doc) -> None:
+        cell(doc, "free")["execution_count"] = 7
+        doc.get("meta", type=Map)["NAME"] = "SECRET-v"
+
+    verdict = net.send(edit(net.sender, both), RUNNER)
+    assert not verdict.accepted and verdict.refused  # counted as a refusal
+    assert cell(net.room_doc, "free")["execution_count"] == 7
+    assert cell(net.sender, "free")["execution_count"] == 7
+    assert b"NAME" not in net.room_doc.get_update() and secrets(net.room_doc.get_update()) == []
+    assert content(net.room_doc) == content(net.sender)
 
 
 # -- plain text files ---------------------------------------------------------------

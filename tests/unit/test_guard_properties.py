@@ -16,9 +16,9 @@ After every step:
     (every update the room took) or any other client's replica unless the room has
     shown it (allowed content), so nothing refused survives, not even invisibly.
 
-Known limits are left out of (c) on purpose (docs/security.md, "What it cannot
-promise"): a runner's refused root-map keys, and map keys a writer sets and deletes in
-one update.  ``benchmarks/fuzz_guard.py`` runs the same model for longer.
+A known limit is left out of (c) on purpose (docs/security.md, "What it cannot
+promise"): map keys a writer sets and deletes in one update.
+``benchmarks/fuzz_guard.py`` runs the same model for longer.
 """
 
 from __future__ import annotations
@@ -283,12 +283,13 @@ def cell_list(m: Model, c: Client, pick: int, kind: str) -> None:
 
 
 def edit_roots(m: Model, c: Client, pick: int, kind: str) -> None:
-    # a runner's refused root keys keep their names (a known limit); a writer may add keys
-    tracked = c.role == "viewer"
+    # a viewer's and a runner's root keys and roots are refused and leave nothing; a
+    # writer may add keys
+    tracked = c.role in ("viewer", "runner")
     if kind == "meta-key":
         mark = m.fresh_marker(c, tracked=tracked)
         c.doc.get("meta" if pick % 2 else "state", type=Map)[mark] = mark
-    elif kind == "new-root" and c.role == "viewer":
+    elif kind == "new-root" and tracked:
         mark = m.fresh_marker(c)
         c.doc.get(f"{mark}root", type=Map)[mark] = mark
     elif kind == "nbformat":
