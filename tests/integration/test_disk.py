@@ -61,23 +61,24 @@ class World:
         self.tokens = {name: hub.user_token(name) for name in (OWNER, EDITOR, VIEWER, MANAGER, RUNNER)}
         self.session_id = ""
         self.notebook = NOTEBOOK  # the notebook the helpers below are about
+        self.account = OWNER  # and the server it is on
 
-    def at(self, notebook: str, session_id: str) -> World:
-        """The same hub, about another session's notebook."""
+    def at(self, notebook: str, session_id: str, account: str = OWNER) -> World:
+        """The same hub, about another session's notebook (on ``account``'s server)."""
         other = copy.copy(self)
-        other.notebook, other.session_id = notebook, session_id
+        other.notebook, other.session_id, other.account = notebook, session_id, account
         return other
 
     def server(self, path: str, method: str = "GET", body: Any = None, user: str = OWNER,
                ) -> tuple[int, Any]:
-        return self.hub.api(method, f"/user/{OWNER}/{path}", body, self.tokens[user])
+        return self.hub.api(method, f"/user/{self.account}/{path}", body, self.tokens[user])
 
     def rtc(self, method: str, path: str, body: Any = None, user: str = OWNER) -> tuple[int, Any]:
         return self.hub.rtc(method, path, body, self.tokens[user])
 
     @property
     def file(self) -> Path:
-        return self.home / OWNER / self.notebook
+        return self.home / self.account / self.notebook
 
     def disk(self) -> dict[str, Any]:
         return saved_notebook(self.file)
@@ -86,7 +87,7 @@ class World:
         return [(c["id"], "".join(c["source"])) for c in self.disk()["cells"]]
 
     async def client(self, user: str = OWNER) -> YClient:
-        return await YClient.connect(self.hub.url, OWNER, self.notebook, self.tokens[user])
+        return await YClient.connect(self.hub.url, self.account, self.notebook, self.tokens[user])
 
     def tamper(self, edit: Any) -> None:
         """Rewrite the notebook file as the server's account can (what a kernel can)."""
@@ -216,7 +217,8 @@ async def kernel_socket(world: World, user: str) -> tuple[str, WebSocketClientCo
         user=user)
     assert status == 201, model
     kernel_id = model["kernel"]["id"]
-    url = world.hub.url.replace("http", "ws", 1) + f"/user/{OWNER}/api/kernels/{kernel_id}/channels"
+    url = (world.hub.url.replace("http", "ws", 1)
+           + f"/user/{world.account}/api/kernels/{kernel_id}/channels")
     ws = await websocket_connect(HTTPRequest(url, headers={
         "Authorization": f"token {world.tokens[user]}"}))
     return kernel_id, ws
@@ -779,3 +781,37 @@ async def test_a_runner_added_while_the_notebook_is_open_is_counted_at_once(runs
             late.close()
     finally:
         runs.rtc("PUT", member, {"role": "runner"})
+
+
+async def test_on_a_dedicated_server_an_editors_kernel_changes_nothing_locked(world: World) -> None:
+    """The same attack on a session's own server (the default for student groups)."""
+    status, session = world.rtc("POST", "/sessions", {
+        "title": "Group", "host": "account", "members": [{"user": EDITOR, "role": "editor"}]})
+    assert status == 201, session
+
+    def ready() -> Any:
+        _, found = world.rtc("GET", f"/sessions/{session['id']}")
+        return found if found["hosting"]["state"] == "ready" else None
+
+    account = (await asyncio.to_thread(wait_for, "the dedicated server", ready, 90))["server"]["user"]
+    group = world.at("nb.ipynb", session["id"], account)
+    try:
+        assert group.server("api/contents/nb.ipynb", "PUT", {
+            "type": "notebook", "format": "json", "content": code_notebook(CELLS)})[0] == 201
+        assert group.rtc("PUT", f"/sessions/{group.session_id}/cells",
+                         {"path": "nb.ipynb", "cell_id": "locked", "rule": "locked"})[0] in (200, 201)
+        owner = await group.client(OWNER)
+        kernel_id, ws = await kernel_socket(group, EDITOR)
+        try:
+            printed = await asyncio.wait_for(run(ws, KERNEL_REWRITE), 60)
+            assert "written" in printed, printed
+            await owner.until(lambda: owner.source("free") == "# free, from the kernel\n")
+            await asyncio.sleep(0.5)
+            assert owner.source("locked") == LOCKED
+            await asyncio.to_thread(wait_for, "the file saved back",
+                                    lambda: locked_as_authorized(group.disk_cells()), 10)
+        finally:
+            ws.close()
+            owner.close()
+    finally:
+        world.rtc("DELETE", f"/sessions/{session['id']}")
