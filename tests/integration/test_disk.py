@@ -23,7 +23,6 @@ import copy
 import json
 import sqlite3
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from hub_rtc.localhub import LocalHub
 from hub_rtc.singleuser.disk import THE_FILE
 
 from .conftest import code_notebook, host_session, saved_notebook, start_hub, start_server, wait_for
+from .kernels import execute
 from .yclient import YClient
 
 pytestmark = pytest.mark.integration
@@ -224,29 +224,6 @@ async def kernel_socket(world: World, user: str) -> tuple[str, WebSocketClientCo
     return kernel_id, ws
 
 
-async def run(ws: WebSocketClientConnection, code: str) -> str:
-    """Execute ``code`` in the kernel; what it printed."""
-    msg_id = uuid.uuid4().hex
-    await ws.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": "", "version": "5.3",
-                   "session": uuid.uuid4().hex},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True}}))
-    out = []
-    while (raw := await ws.read_message()) is not None:
-        msg = json.loads(raw)
-        if msg.get("parent_header", {}).get("msg_id") != msg_id:
-            continue
-        if msg["header"]["msg_type"] == "stream":
-            out.append(msg["content"]["text"])
-        elif msg["header"]["msg_type"] == "error":
-            out.append("\n".join(msg["content"]["traceback"]))
-        elif msg["header"]["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-    return "".join(out)
-
-
 KERNEL_REWRITE = """
 import json, os
 path = os.path.join(os.getcwd(), "nb.ipynb") if os.path.exists("nb.ipynb") else "lab/nb.ipynb"
@@ -266,7 +243,7 @@ async def test_an_editors_kernel_rewriting_the_file_changes_nothing_locked(world
     owner = await world.client(OWNER)
     kernel_id, ws = await kernel_socket(world, EDITOR)
     try:
-        printed = await asyncio.wait_for(run(ws, KERNEL_REWRITE), 60)
+        printed = await asyncio.wait_for(execute(ws, KERNEL_REWRITE), 60)
         assert "written" in printed, printed
         await owner.until(lambda: owner.source("free") == "# free, from the kernel\n")
         await asyncio.sleep(0.5)
@@ -544,7 +521,7 @@ async def runner_rewrites(world: World) -> None:
     """ru's real kernel rewrites the free cell's source and output in the file."""
     kernel_id, ws = await kernel_socket(world, RUNNER)
     try:
-        printed = await asyncio.wait_for(run(ws, RUNNER_REWRITE), 60)
+        printed = await asyncio.wait_for(execute(ws, RUNNER_REWRITE), 60)
         assert "written" in printed, printed
     finally:
         ws.close()
@@ -803,7 +780,7 @@ async def test_on_a_dedicated_server_an_editors_kernel_changes_nothing_locked(wo
         owner = await group.client(OWNER)
         kernel_id, ws = await kernel_socket(group, EDITOR)
         try:
-            printed = await asyncio.wait_for(run(ws, KERNEL_REWRITE), 60)
+            printed = await asyncio.wait_for(execute(ws, KERNEL_REWRITE), 60)
             assert "written" in printed, printed
             await owner.until(lambda: owner.source("free") == "# free, from the kernel\n")
             await asyncio.sleep(0.5)
