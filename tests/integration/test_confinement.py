@@ -32,7 +32,7 @@ from hub_rtc.localhub import LocalHub
 
 from .conftest import code_notebook, host_session, start_hub, start_server, wait_for
 from .kernels import execute
-from .yclient import YClient, room_socket
+from .yclient import YClient, close_socket, room_socket
 
 pytestmark = pytest.mark.integration
 
@@ -118,7 +118,7 @@ class World:
 async def closed(ws: WebSocketClientConnection) -> None:
     """Close a kernel socket and wait until it is (it chatters until then), so that no
     socket outlives the test's event loop."""
-    ws.close()
+    close_socket(ws)
     with contextlib.suppress(asyncio.TimeoutError):
         async with asyncio.timeout(5):
             while await ws.read_message() is not None:
@@ -479,7 +479,7 @@ async def test_no_room_opens_through_a_link(world: World, links: dict[Path, Path
     with pytest.raises(HTTPClientError) as socket:
         ws = await room_socket(world.hub.url, OWNER, f"json:notebook:{reply['fileId']}",
                                reply["sessionId"], world.tokens[EDITOR])
-        ws.close()
+        close_socket(ws)
     assert socket.value.code == 403
 
 

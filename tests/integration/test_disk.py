@@ -37,7 +37,7 @@ from hub_rtc.singleuser.disk import THE_FILE
 
 from .conftest import code_notebook, host_session, saved_notebook, start_hub, start_server, wait_for
 from .kernels import execute
-from .yclient import YClient
+from .yclient import YClient, close_socket
 
 pytestmark = pytest.mark.integration
 
@@ -251,7 +251,7 @@ async def test_an_editors_kernel_rewriting_the_file_changes_nothing_locked(world
         await asyncio.to_thread(wait_for, "the file saved back",
                                 lambda: locked_as_authorized(world.disk_cells()), 10)
     finally:
-        ws.close()
+        close_socket(ws)
         owner.close()
         world.server(f"api/kernels/{kernel_id}", "DELETE")
 
@@ -524,7 +524,7 @@ async def runner_rewrites(world: World) -> None:
         printed = await asyncio.wait_for(execute(ws, RUNNER_REWRITE), 60)
         assert "written" in printed, printed
     finally:
-        ws.close()
+        close_socket(ws)
         world.server(f"api/kernels/{kernel_id}", "DELETE")
 
 
@@ -788,7 +788,7 @@ async def test_on_a_dedicated_server_an_editors_kernel_changes_nothing_locked(wo
             await asyncio.to_thread(wait_for, "the file saved back",
                                     lambda: locked_as_authorized(group.disk_cells()), 10)
         finally:
-            ws.close()
+            close_socket(ws)
             owner.close()
     finally:
         world.rtc("DELETE", f"/sessions/{session['id']}")

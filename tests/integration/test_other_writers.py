@@ -29,7 +29,7 @@ from tornado.websocket import websocket_connect
 from hub_rtc.localhub import LocalHub
 
 from .conftest import code_notebook, host_session, saved_notebook, start_hub, start_server, wait_for
-from .yclient import YClient
+from .yclient import YClient, close_socket
 
 pytestmark = pytest.mark.integration
 
@@ -139,8 +139,8 @@ async def test_the_owners_fork_and_merge_still_work(world: World) -> None:
     assert status == 201, fork
     url = (world.hub.url.replace("http", "ws", 1)
            + f"/user/{OWNER}/api/collaboration/room/{fork['fork_roomid']}")
-    ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {world.tokens[OWNER]}"}))
-    ws.close()
+    close_socket(await websocket_connect(HTTPRequest(url, headers={
+        "Authorization": f"token {world.tokens[OWNER]}"})))
     assert world.server(f"api/collaboration/fork/{fork['fork_roomid']}?merge=true", "DELETE")[0] in (
         200, 204)
     opened.close()

@@ -37,7 +37,7 @@ from .conftest import (
     wait_for,
 )
 from .test_api import conforms
-from .yclient import YClient, refused_status
+from .yclient import YClient, close_socket, refused_status
 
 pytestmark = pytest.mark.integration
 
@@ -321,7 +321,7 @@ async def test_an_unconfirmed_change_says_so_and_the_page_shows_it(world: World)
 
         await asyncio.to_thread(wait_for, "the page to show the change in force", cleared, 10)
     finally:
-        silent.close()
+        close_socket(silent)
         world.rtc("PUT", f"/sessions/{world.session_id}/members/user/{RUNNER}", {"role": "runner"})
 
 

@@ -30,7 +30,7 @@ from hub_rtc.localhub import LocalHub
 from hub_rtc.singleuser.roomid import FORMAT_OF_TYPE
 
 from .conftest import code_notebook, host_session, saved_notebook, start_hub, start_server, wait_for
-from .yclient import YClient, open_session
+from .yclient import YClient, close_socket, open_session
 
 pytestmark = pytest.mark.integration
 
@@ -146,7 +146,7 @@ class RawClient:
         await self.ws.write_message(b"\x02\x04save\x01", binary=True)
 
     def close(self) -> None:
-        self.ws.close()
+        close_socket(self.ws)
         self._reader.cancel()
 
 
@@ -257,8 +257,7 @@ async def test_the_owner_is_held_to_the_same_reading(world: World) -> None:
     assert await opened(world, "json:notebook:00000000-0000-4000-8000-000000000000", OWNER) == 404
     assert await opened(world, "json:notebook:00000000-0000-4000-8000-000000000000", VIEWER) in (
         403, 404)
-    ws = await raw_room(world, "5f1e0c7e-0d7e-4f7e-9e35-61f5c1a2b3c4", OWNER)
-    ws.close()
+    close_socket(await raw_room(world, "5f1e0c7e-0d7e-4f7e-9e35-61f5c1a2b3c4", OWNER))
     assert await opened(world, "5f1e0c7e-0d7e-4f7e-9e35-61f5c1a2b3c4", VIEWER) == 403
 
 

@@ -145,13 +145,17 @@ class YClient:
         await self.ws.write_message(encoder.to_bytes(), binary=True)
 
     def close(self) -> None:
-        self.ws.close()
-        # Release the socket now rather than after the closing handshake: the
-        # test's event loop may be gone by then, leaving it to the GC (a warning).
-        stream = getattr(self.ws.protocol, "stream", None)
-        if stream is not None:
-            stream.close()
+        close_socket(self.ws)
         self._reader.cancel()
+
+
+def close_socket(ws: WebSocketClientConnection) -> None:
+    """Close a websocket and release its socket now rather than after the closing
+    handshake: the test's event loop may be gone by then, leaving it to the GC (a warning)."""
+    ws.close()
+    stream = getattr(ws.protocol, "stream", None)
+    if stream is not None:
+        stream.close()
 
 
 def _awareness_update(client_id: int, clock: int, state: str) -> bytes:
