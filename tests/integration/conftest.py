@@ -80,6 +80,20 @@ def host_session(rtc: Callable[[str, str, Any], tuple[int, Any]], body: dict[str
     return str(wait_for("the session could be hosted on the owner's server", created)["id"])
 
 
+def dedicated_session(rtc: Callable[..., tuple[int, Any]], body: dict[str, Any],
+                      timeout: float = 90) -> dict[str, Any]:
+    """Create a session on a dedicated server (``host: account``); it once that server
+    has announced itself."""
+    status, session = rtc("POST", "/sessions", {**body, "host": "account"})
+    assert status == 201, session
+
+    def ready() -> Any:
+        _, found = rtc("GET", f"/sessions/{session['id']}")
+        return found if found["hosting"]["state"] == "ready" else None
+
+    return dict(wait_for("the dedicated server announced itself", ready, timeout))
+
+
 def start_hub(workdir: Path, extra: str = "", db_url: str | None = None,
               manage_hub_access: bool = False) -> LocalHub:
     hub = LocalHub(workdir, extra_config=BASE_CONFIG + extra, db_url=db_url,

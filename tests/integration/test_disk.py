@@ -35,7 +35,15 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from hub_rtc.localhub import LocalHub
 from hub_rtc.singleuser.disk import THE_FILE
 
-from .conftest import code_notebook, host_session, saved_notebook, start_hub, start_server, wait_for
+from .conftest import (
+    code_notebook,
+    dedicated_session,
+    host_session,
+    saved_notebook,
+    start_hub,
+    start_server,
+    wait_for,
+)
 from .kernels import execute
 from .yclient import YClient, close_socket
 
@@ -240,6 +248,12 @@ print("written", path)
 
 async def test_an_editors_kernel_rewriting_the_file_changes_nothing_locked(world: World,
                                                                            notebook: None) -> None:
+    await editors_kernel_rewrites(world)
+
+
+async def editors_kernel_rewrites(world: World) -> None:
+    """ed's real kernel rewrites the locked and the free cell in the file: the free cell's
+    change reaches the owner, the locked cell stays as authorized, and so does the file."""
     owner = await world.client(OWNER)
     kernel_id, ws = await kernel_socket(world, EDITOR)
     try:
@@ -762,33 +776,14 @@ async def test_a_runner_added_while_the_notebook_is_open_is_counted_at_once(runs
 
 async def test_on_a_dedicated_server_an_editors_kernel_changes_nothing_locked(world: World) -> None:
     """The same attack on a session's own server (the default for student groups)."""
-    status, session = world.rtc("POST", "/sessions", {
-        "title": "Group", "host": "account", "members": [{"user": EDITOR, "role": "editor"}]})
-    assert status == 201, session
-
-    def ready() -> Any:
-        _, found = world.rtc("GET", f"/sessions/{session['id']}")
-        return found if found["hosting"]["state"] == "ready" else None
-
-    account = (await asyncio.to_thread(wait_for, "the dedicated server", ready, 90))["server"]["user"]
-    group = world.at("nb.ipynb", session["id"], account)
+    session = await asyncio.to_thread(dedicated_session, world.rtc, {
+        "title": "Group", "members": [{"user": EDITOR, "role": "editor"}]})
+    group = world.at("nb.ipynb", session["id"], session["server"]["user"])
     try:
         assert group.server("api/contents/nb.ipynb", "PUT", {
             "type": "notebook", "format": "json", "content": code_notebook(CELLS)})[0] == 201
         assert group.rtc("PUT", f"/sessions/{group.session_id}/cells",
                          {"path": "nb.ipynb", "cell_id": "locked", "rule": "locked"})[0] in (200, 201)
-        owner = await group.client(OWNER)
-        kernel_id, ws = await kernel_socket(group, EDITOR)
-        try:
-            printed = await asyncio.wait_for(execute(ws, KERNEL_REWRITE), 60)
-            assert "written" in printed, printed
-            await owner.until(lambda: owner.source("free") == "# free, from the kernel\n")
-            await asyncio.sleep(0.5)
-            assert owner.source("locked") == LOCKED
-            await asyncio.to_thread(wait_for, "the file saved back",
-                                    lambda: locked_as_authorized(group.disk_cells()), 10)
-        finally:
-            close_socket(ws)
-            owner.close()
+        await editors_kernel_rewrites(group)
     finally:
         world.rtc("DELETE", f"/sessions/{session['id']}")

@@ -29,7 +29,15 @@ from hub_rtc.guard.frames import client_receive_sync
 from hub_rtc.localhub import LocalHub
 from hub_rtc.singleuser.roomid import FORMAT_OF_TYPE
 
-from .conftest import code_notebook, host_session, saved_notebook, start_hub, start_server, wait_for
+from .conftest import (
+    code_notebook,
+    dedicated_session,
+    host_session,
+    saved_notebook,
+    start_hub,
+    start_server,
+    wait_for,
+)
 from .yclient import YClient, close_socket, open_session
 
 pytestmark = pytest.mark.integration
@@ -262,15 +270,9 @@ async def test_the_owner_is_held_to_the_same_reading(world: World) -> None:
 
 
 async def test_a_dedicated_server_reads_room_ids_the_same_way(world: World, secret: str) -> None:
-    status, session = world.rtc("POST", "/sessions", {
-        "title": "Group", "host": "account", "members": [{"user": VIEWER, "role": "viewer"}]})
-    assert status == 201, session
-
-    def ready() -> Any:
-        _, found = world.rtc("GET", f"/sessions/{session['id']}")
-        return found if found["hosting"]["state"] == "ready" else None
-
-    account = (await asyncio.to_thread(wait_for, "the dedicated server", ready, 90))["server"]["user"]
+    session = await asyncio.to_thread(dedicated_session, world.rtc, {
+        "title": "Group", "members": [{"user": VIEWER, "role": "viewer"}]})
+    account = session["server"]["user"]
     try:
         assert world.hub.api("PUT", f"/user/{account}/api/contents/g.ipynb",
                              {"type": "notebook", "format": "json", "content": code_notebook(CELLS)},
