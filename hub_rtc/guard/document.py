@@ -533,21 +533,11 @@ class DocumentGuard:
             self._recording.append(_Batch(CELLS, events, old_ids))
 
     def _apply_list_event(self, delta: Delta, ids: list[str | None]) -> list[str | None]:
-        new: list[str | None] = []
-        old = 0
-        for op in delta:
-            if "retain" in op:
-                new += ids[old : old + op["retain"]]
-                old += op["retain"]
-            elif "insert" in op:
-                inserted = [_cell_id(value) for value in op["insert"]]
-                self._forget(inserted)
-                new += inserted
-            elif "delete" in op:
-                # A cell that comes or goes (a move is both) may come back different.
-                self._forget(ids[old : old + op["delete"]])
-                old += op["delete"]
-        return new + ids[old:]
+        # A cell that comes or goes (a move is both) may come back different.
+        moved: list[str | None] = []
+        new = _ids_after(delta, ids, moved)
+        self._forget(moved)
+        return new
 
     def _forget(self, cell_ids: list[str | None]) -> None:
         for cell_id in cell_ids:
@@ -945,7 +935,10 @@ def _cell_touches(events: list[Any], old_ids: list[str | None]) -> list[Touch]:
     return touches
 
 
-def _ids_after(delta: Delta, ids: list[str | None]) -> list[str | None]:
+def _ids_after(delta: Delta, ids: list[str | None], moved: list[str | None] | None = None
+               ) -> list[str | None]:
+    """The cell ids once the cells list took ``delta``; the ids of the cells it inserted
+    and deleted are added to ``moved`` when one is given."""
     new: list[str | None] = []
     old = 0
     for op in delta:
@@ -953,8 +946,13 @@ def _ids_after(delta: Delta, ids: list[str | None]) -> list[str | None]:
             new += ids[old : old + op["retain"]]
             old += op["retain"]
         elif "insert" in op:
-            new += [_cell_id(value) for value in op["insert"]]
+            inserted = [_cell_id(value) for value in op["insert"]]
+            new += inserted
+            if moved is not None:
+                moved += inserted
         elif "delete" in op:
+            if moved is not None:
+                moved += ids[old : old + op["delete"]]
             old += op["delete"]
     return new + ids[old:]
 
