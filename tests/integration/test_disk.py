@@ -717,6 +717,18 @@ async def test_an_editors_edit_in_the_room_is_what_the_file_is_held_to(runs: Wor
         late.close()
 
 
+async def runner_rewrite_seen_later(runs: World, source: str) -> None:
+    """With the room closed, ru's kernel rewrites the file; a client joining later sees the
+    free cell's source as ``source`` (as authorized) and the kernel's output."""
+    await runner_rewrites(runs)
+    late = await runs.client(EDITOR)
+    try:
+        assert late.source("free") == source, late.state()
+        assert RAN in outputs(late, "free")
+    finally:
+        late.close()
+
+
 async def test_who_runs_code_is_counted_when_it_changes(runs: World) -> None:
     """Without a runner an unruled cell is the file's; someone made a runner while the
     notebook is open counts at once: what the room had then is what the file is held to
@@ -736,13 +748,7 @@ async def test_who_runs_code_is_counted_when_it_changes(runs: World) -> None:
         finally:
             owner.close()
         await room_closed(runs)
-        await runner_rewrites(runs)
-        late = await runs.client(EDITOR)
-        try:
-            assert late.source("free") == "# free, no runner\n", late.state()
-            assert RAN in outputs(late, "free")
-        finally:
-            late.close()
+        await runner_rewrite_seen_later(runs, "# free, no runner\n")
     finally:
         runs.rtc("PUT", member, {"role": "runner"})
 
@@ -763,13 +769,7 @@ async def test_a_runner_added_while_the_notebook_is_open_is_counted_at_once(runs
         await room_closed(runs)
         await asyncio.to_thread(wait_for, "the runner shared in again",
                                 lambda: runs.server("api/contents/runs", user=RUNNER)[0] == 200, 30)
-        await runner_rewrites(runs)
-        late = await runs.client(EDITOR)
-        try:
-            assert late.source("free") == "# free\n", late.state()
-            assert RAN in outputs(late, "free")
-        finally:
-            late.close()
+        await runner_rewrite_seen_later(runs, "# free\n")
     finally:
         runs.rtc("PUT", member, {"role": "runner"})
 
