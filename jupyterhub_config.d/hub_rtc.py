@@ -206,7 +206,7 @@ c.Spawner.environment = environment
 # Collaboration accounts (rtc-<id>) are hub users that only the service drives:
 # nobody may log in as one, whatever the authenticator says.  The prefix is
 # reserved: a person whose login name starts with it is refused too.
-from hub_rtc.manager.sessions import ACCOUNT_PREFIX  # noqa: E402
+from hub_rtc.manager.sessions.sessions import ACCOUNT_PREFIX  # noqa: E402
 
 _admin_post_auth_hook = _value(c.Authenticator, "post_auth_hook", None)
 

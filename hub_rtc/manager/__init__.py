@@ -7,29 +7,29 @@ from __future__ import annotations
 
 from ..policy import RTCPolicy
 from ..records import Database
-from .activity import Activity
+from .access.cells import Cells
+from .access.decisions import Decisions
+from .access.members import Members
+from .access.people import People
+from .access.principals import Principals
+from .activity.activity import Activity
+from .activity.overview import Overview
+from .activity.presence import PresenceBook
+from .activity.status import Status
 from .actor import Actor
-from .baselines import Baselines
-from .cells import Cells
 from .context import Context, HostingSettings
-from .decisions import Decisions
-from .directory import Hub, HubDirectory, HubHosting, HubUser, ServerState, StaticDirectory
-from .documents import Documents, RoomOpener
+from .documents.documents import Documents, RoomOpener
 from .errors import RTCError
-from .hosting import Hosting
-from .members import Members
+from .hosting.baselines import Baselines
+from .hosting.hosting import Hosting
+from .hosting.servers import Servers
+from .hosting.shares import Shares
 from .notify import Invalidation, Notifier, NullNotifier
-from .overview import Overview
-from .people import People
-from .presence import PresenceBook
-from .principals import Principals
-from .servers import Servers
-from .sessions import Sessions
-from .shares import Shares
-from .status import Status
-from .sweep import Sweeper
-from .teams import Teams
-from .watching import Watching
+from .ports import Hub, HubDirectory, HubHosting, HubUser, ServerState, StaticDirectory
+from .sessions.sessions import Sessions
+from .sessions.sweep import Sweeper
+from .sessions.teams import Teams
+from .sessions.watching import Watching
 
 
 class Manager:

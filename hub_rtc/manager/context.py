@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from ..policy import RTCPolicy
 from ..records import Database
-from .directory import Hub
 from .notify import Notifier, NullNotifier
+from .ports import Hub
 
 
 @dataclass(frozen=True)

@@ -1,13 +1,13 @@
 """Telling shared servers that access may have shrunk, and hearing that they did.
 
 The domain says *what* changed once its transaction has committed; the web
-layer (``hub_rtc.service.events``) knows *how* to reach the server: it
+layer (``hub_rtc.adapters.events``) knows *how* to reach the server: it
 writes an ``invalidate`` message, with an id, to that server's events
 websocket.  The extension drops the rights it cached, re-checks every
 affected socket (narrows its rights or closes it) and only then answers
 ``ack`` with that id.  The operation that changed rights waits, bounded, for
 those answers before it answers its own caller (see
-:meth:`hub_rtc.manager.hosting.Hosting.push`), so "done" means "in force on
+:meth:`hub_rtc.manager.hosting.hosting.Hosting.push`), so "done" means "in force on
 the servers", or the answer says which servers have not confirmed yet.
 
 What is still unconfirmed is kept by :class:`Unconfirmed`, in this service
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from itertools import count
 from typing import Any, Protocol
 
-from .directory import ServerKey
+from .ports import ServerKey
 
 # Why access may have shrunk (or who may write files changed): the ``reason`` of an
 # invalidation.

@@ -13,12 +13,12 @@ client is told.
 
 from __future__ import annotations
 
-#: the room refused this user (access withdrawn), as the guarded room says it
-ACCESS_WITHDRAWN = 4403
-BAD_REQUEST = 4400
-NOT_FOUND = 4404
+from ..protocol import ACCESS_WITHDRAWN, BAD_REQUEST, CLIENT_STALLED, NOT_FOUND, TOO_LARGE
+
+__all__ = ["ACCESS_WITHDRAWN", "BAD_REQUEST", "CLIENT_STALLED", "NOT_FOUND", "TOO_LARGE", "for_client",
+           "for_status", "reconnects"]
+
 TRY_AGAIN_LATER = 1013
-CLIENT_STALLED = 4408
 MESSAGE_TOO_BIG = 1009
 INTERNAL_ERROR = 1011
 

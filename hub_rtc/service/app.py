@@ -19,15 +19,15 @@ from traitlets import Bool, Enum, Float, Integer, Unicode, default
 from traitlets.config import Application, Config
 
 from .. import __version__
+from ..adapters.events import EventHub
+from ..adapters.hub import HubClient
+from ..adapters.upstream import HubRoutes, Upstream
 from ..manager import HostingSettings, Manager
 from ..policy import RTCPolicy
 from ..records import Database, SchemaMismatch
 from ..relay import RelayLimits
-from .events import EventHub
 from .handlers import all_handlers
-from .hubclient import HubClient
 from .pages import all_pages, environment
-from .upstream import HubRoutes, Upstream
 
 #: the drop-in passes admin config through this environment variable
 CONFIG_ENV = "HUB_RTC_CONFIG"

@@ -21,7 +21,8 @@ from traitlets import Float, Int, Unicode, default
 
 from .. import __version__
 from ..guard import Limits
-from .auth import HubRTCAuthorizer, HubRTCIdentityProvider
+from ..protocol import ROOM_ROUTE, ROOM_ROUTE_PATTERN
+from .authorizer import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
 from .disk import DiskGuard
 from .gate import Gate
@@ -32,7 +33,6 @@ from .service import ServiceClient, ServiceUnavailable
 from .tally import Tally
 from .unchecked import check_unchecked
 
-ROOM_ROUTE = r"/api/collaboration/room/(.*)"
 YDOC_EXTENSION = "jupyter_server_ydoc"
 #: server extensions that keep collaborative documents of their own, outside
 #: the guarded room: jupyter-server-documents (pulled in by jupyter-ai 3) runs
@@ -171,7 +171,7 @@ class HubRTCExtension(ExtensionApp):
         if self.active:
             # Loaded before jupyter_server_ydoc (extensions load alphabetically),
             # so this route is matched first; _check_takeover proves it.
-            self.handlers.append((ROOM_ROUTE, GuardedRoomHandler, {"hub_rtc": self}))
+            self.handlers.append((ROOM_ROUTE_PATTERN, GuardedRoomHandler, {"hub_rtc": self}))
 
     def room_handler_kwargs(self) -> dict[str, Any]:
         """The arguments jupyter_server_ydoc gives its own room handler."""
@@ -186,7 +186,7 @@ class HubRTCExtension(ExtensionApp):
         """Which handler class this server really uses for a document room."""
         assert self.serverapp is not None
         web_app = self.serverapp.web_app
-        uri = url_path_join(web_app.settings["base_url"], "api/collaboration/room/json:notebook:x")
+        uri = url_path_join(web_app.settings["base_url"], ROOM_ROUTE + "json:notebook:x")
         request = HTTPServerRequest(method="GET", uri=uri, headers=HTTPHeaders({"Host": "localhost"}))
         return getattr(web_app.find_handler(request), "handler_class", None)
 

@@ -60,7 +60,7 @@ THE_FILE = "(the file on disk)"
 RULED_SECONDS = 5.0
 #: how long a load waits for a trusted write of the same file to finish
 WRITE_SECONDS = 30.0
-#: the service's limits (hub_rtc.manager.baselines): a cell's baseline, and the whole
+#: the service's limits (hub_rtc.manager.hosting.baselines): a cell's baseline, and the whole
 #: notebook's without outputs; above them the whole notebook is not kept, and the file
 #: is believed for its unruled cells while the room is closed (said in the log)
 MAX_CELL_BYTES = 2 * 1024 * 1024

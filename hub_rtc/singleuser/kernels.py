@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .auth import KERNEL_STARTER
+from .authorizer import KERNEL_STARTER
 
 ENV_NAME = "JUPYTER_AUTH_ID"
 #: the server's own hub credentials: not handed to kernels collaborators start.

@@ -24,8 +24,9 @@ from jupyter_server_ydoc.handlers import YDocWebSocketHandler
 from tornado import web
 
 from ..guard import AwarenessPin, DocumentGuard, FrameError, FrameKind, Limits, Verdict, frames
+from ..protocol import ACCESS_WITHDRAWN, BAD_REQUEST, TOO_LARGE
 from .access import Access
-from .auth import hub_name, narrowed, on_behalf, room_path
+from .authorizer import hub_name, narrowed, on_behalf, room_path
 from .gate import OWNER
 from .roomid import RoomId, RoomIdError, parse_room_id, room_tail
 
@@ -156,7 +157,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         if not fresh.read:
             self.log.info("hub_rtc: closing %s's room socket: %s", hub_name(self.current_user),
                           fresh.reason)
-            self.close(4403, "hub_rtc: access withdrawn")
+            self.close(ACCESS_WITHDRAWN, "hub_rtc: access withdrawn")
         self._set_access(fresh)
         if self._room_ref.is_notebook:
             self.rtc.disk.refresh(self.room)  # rules may have changed: keep their baselines
@@ -207,7 +208,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
             if guard.stale:
                 self.rtc.guards.reset(self.room)
             # 4413: well-formed but beyond the guard's limits (size, nesting)
-            code = 4413 if verdict.limit else 4400
+            code = TOO_LARGE if verdict.limit else BAD_REQUEST
             self.close(code, f"hub_rtc: {verdict.reason or 'update out of order; reconnecting'}"[:120])
             return None
         if verdict.forward is None:
@@ -225,7 +226,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
 
     def _refuse_frame(self, why: str) -> None:
         self.log.warning("hub_rtc: %s from %s", why, hub_name(self.current_user))
-        self.close(4400, f"hub_rtc: {why}")
+        self.close(BAD_REQUEST, f"hub_rtc: {why}")
 
     def _note_refusal(self) -> None:
         now = time.monotonic()

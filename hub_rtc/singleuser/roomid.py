@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-#: the websocket route of every collaboration room, below the server's base URL
-ROOM_ROUTE = "api/collaboration/room/"
+from ..protocol import ROOM_ROUTE
+
 #: the one room that is not a document: JupyterLab's list of who is online
 GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
 #: the format each document type is loaded and saved in (jupyter_ydoc's types);

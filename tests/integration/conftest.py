@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from hub_rtc.localhub import LocalHub
-
-from .. import decision_cases as W
+from tests import decision_cases as W
 
 GROUPS = {
     "cs101": ["alice", "bob", "carol", "dave", W.OWNER],

@@ -15,8 +15,7 @@ from referencing.jsonschema import DRAFT202012
 
 from hub_rtc.localhub import LocalHub
 from hub_rtc.service.spec import spec
-
-from .conftest import processes_in
+from tests.integration.conftest import processes_in
 
 pytestmark = pytest.mark.integration
 

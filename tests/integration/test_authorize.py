@@ -15,10 +15,9 @@ import pytest
 from hub_rtc import auth
 from hub_rtc.decision import Resource
 from hub_rtc.localhub import LocalHub
-
-from .. import decision_cases as W
-from ..conftest import _postgres_url
-from .conftest import Tokens, start_hub
+from tests import decision_cases as W
+from tests.conftest import _postgres_url
+from tests.integration.conftest import Tokens, start_hub
 
 pytestmark = pytest.mark.integration
 EXPIRY_SECONDS = 3

@@ -20,8 +20,7 @@ import pytest_asyncio
 from playwright.async_api import Browser
 
 from hub_rtc.localhub import LocalHub
-
-from .browser import (
+from tests.integration.browser import (
     LabUser,
     browser_fixture,  # noqa: F401  (the `browser` fixture)
     cell_text,
@@ -36,8 +35,8 @@ from .browser import (
     type_into_cell,
     wait_for_cell_text,
 )
-from .conftest import code_notebook, saved_notebook, start_hub, start_server, wait_for
-from .yclient import YClient
+from tests.integration.conftest import code_notebook, saved_notebook, start_hub, start_server, wait_for
+from tests.integration.yclient import YClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

@@ -22,8 +22,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from hub_rtc.localhub import LocalHub
-
-from .browser import (
+from tests.integration.browser import (
     LabUser,
     authorize_if_asked,
     browser_fixture,  # noqa: F401  (the `browser` fixture)
@@ -38,7 +37,7 @@ from .browser import (
     type_into_cell,
     wait_for_cell_text,
 )
-from .conftest import code_notebook, start_hub, wait_for
+from tests.integration.conftest import code_notebook, start_hub, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
 

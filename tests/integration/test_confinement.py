@@ -29,10 +29,9 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from hub_rtc.localhub import LocalHub
-
-from .conftest import code_notebook, host_session, start_hub, start_server, wait_for
-from .kernels import execute
-from .yclient import YClient, close_socket, room_socket
+from tests.integration.conftest import code_notebook, host_session, start_hub, start_server, wait_for
+from tests.integration.kernels import execute
+from tests.integration.yclient import YClient, close_socket, room_socket
 
 pytestmark = pytest.mark.integration
 

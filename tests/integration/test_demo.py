@@ -20,8 +20,7 @@ import pytest
 
 from hub_rtc.demo import LOCKED_CELL, NOTEBOOK, ROOT
 from hub_rtc.localhub import LocalHub, free_port
-
-from .yclient import YClient, refused_status
+from tests.integration.yclient import YClient, refused_status
 
 pytestmark = pytest.mark.integration
 

@@ -34,8 +34,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from hub_rtc.localhub import LocalHub
 from hub_rtc.singleuser.disk import THE_FILE
-
-from .conftest import (
+from tests.integration.conftest import (
     code_notebook,
     dedicated_session,
     host_session,
@@ -44,8 +43,8 @@ from .conftest import (
     start_server,
     wait_for,
 )
-from .kernels import execute
-from .yclient import YClient, close_socket
+from tests.integration.kernels import execute
+from tests.integration.yclient import YClient, close_socket
 
 pytestmark = pytest.mark.integration
 

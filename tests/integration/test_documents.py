@@ -20,10 +20,16 @@ from typing import Any
 import pytest
 
 from hub_rtc.localhub import LocalHub
-
-from .conftest import code_notebook, host_session, saved_notebook, start_hub, start_server, wait_for
-from .test_api import conforms
-from .yclient import YClient
+from tests.integration.conftest import (
+    code_notebook,
+    host_session,
+    saved_notebook,
+    start_hub,
+    start_server,
+    wait_for,
+)
+from tests.integration.test_api import conforms
+from tests.integration.yclient import YClient
 
 pytestmark = pytest.mark.integration
 

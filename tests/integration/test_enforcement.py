@@ -26,8 +26,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from hub_rtc.localhub import REPO, LocalHub
-
-from .conftest import (
+from tests.integration.conftest import (
     code_notebook,
     host_session,
     process_environ,
@@ -37,7 +36,7 @@ from .conftest import (
     start_server,
     wait_for,
 )
-from .yclient import YClient, open_session, refused_status
+from tests.integration.yclient import YClient, open_session, refused_status
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from hub_rtc.localhub import REPO, LocalHub
-
-from .conftest import start_hub, start_server, wait_for
+from tests.integration.conftest import start_hub, start_server, wait_for
 
 pytestmark = pytest.mark.integration
 

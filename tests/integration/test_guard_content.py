@@ -20,9 +20,15 @@ import pytest
 from pycrdt import Array, Doc, Map, Text
 
 from hub_rtc.localhub import LocalHub
-
-from .conftest import code_notebook, host_session, saved_notebook, start_hub, start_server, wait_for
-from .yclient import YClient
+from tests.integration.conftest import (
+    code_notebook,
+    host_session,
+    saved_notebook,
+    start_hub,
+    start_server,
+    wait_for,
+)
+from tests.integration.yclient import YClient
 
 pytestmark = pytest.mark.integration
 

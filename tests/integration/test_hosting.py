@@ -23,10 +23,9 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from hub_rtc import __version__
 from hub_rtc.localhub import LocalHub
-
-from .conftest import Tokens, process_environ, start_hub, wait_for
-from .conftest import start_server as conftest_start_server
-from .test_api import conforms, ok, refused
+from tests.integration.conftest import Tokens, process_environ, start_hub, wait_for
+from tests.integration.conftest import start_server as conftest_start_server
+from tests.integration.test_api import conforms, ok, refused
 
 pytestmark = pytest.mark.integration
 

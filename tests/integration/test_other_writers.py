@@ -27,9 +27,15 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from hub_rtc.localhub import LocalHub
-
-from .conftest import code_notebook, host_session, saved_notebook, start_hub, start_server, wait_for
-from .yclient import YClient, close_socket
+from tests.integration.conftest import (
+    code_notebook,
+    host_session,
+    saved_notebook,
+    start_hub,
+    start_server,
+    wait_for,
+)
+from tests.integration.yclient import YClient, close_socket
 
 pytestmark = pytest.mark.integration
 

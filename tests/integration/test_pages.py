@@ -19,10 +19,9 @@ import pytest
 import requests
 
 from hub_rtc.localhub import LocalHub
-
-from .conftest import code_notebook, start_hub, start_server, wait_for
-from .test_browser_auth import browser_login
-from .yclient import YClient
+from tests.integration.conftest import code_notebook, start_hub, start_server, wait_for
+from tests.integration.test_browser_auth import browser_login
+from tests.integration.yclient import YClient
 
 pytestmark = pytest.mark.integration
 

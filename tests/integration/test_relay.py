@@ -29,8 +29,7 @@ from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.websocket import websocket_connect
 
 from hub_rtc.localhub import REPO, LocalHub
-
-from .conftest import (
+from tests.integration.conftest import (
     code_notebook,
     host_session,
     processes_in,
@@ -39,7 +38,7 @@ from .conftest import (
     start_server,
     wait_for,
 )
-from .yclient import YClient
+from tests.integration.yclient import YClient
 
 pytestmark = pytest.mark.integration
 

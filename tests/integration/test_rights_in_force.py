@@ -26,8 +26,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from hub_rtc.localhub import LocalHub
-
-from .conftest import (
+from tests.integration.conftest import (
     code_notebook,
     host_session,
     process_environ,
@@ -36,8 +35,8 @@ from .conftest import (
     start_server,
     wait_for,
 )
-from .test_api import conforms
-from .yclient import YClient, close_socket, refused_status
+from tests.integration.test_api import conforms
+from tests.integration.yclient import YClient, close_socket, refused_status
 
 pytestmark = pytest.mark.integration
 

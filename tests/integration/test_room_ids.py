@@ -28,8 +28,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 from hub_rtc.guard.frames import client_receive_sync
 from hub_rtc.localhub import LocalHub
 from hub_rtc.singleuser.roomid import FORMAT_OF_TYPE
-
-from .conftest import (
+from tests.integration.conftest import (
     code_notebook,
     dedicated_session,
     host_session,
@@ -38,7 +37,7 @@ from .conftest import (
     start_server,
     wait_for,
 )
-from .yclient import YClient, close_socket, open_session
+from tests.integration.yclient import YClient, close_socket, open_session
 
 pytestmark = pytest.mark.integration
 

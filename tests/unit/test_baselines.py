@@ -6,11 +6,10 @@ from __future__ import annotations
 import pytest
 
 from hub_rtc.manager import Manager
-from hub_rtc.manager.baselines import MAX_CELL_BYTES
 from hub_rtc.manager.errors import Forbidden, Invalid
-
-from .conftest import actor
-from .test_hosting import server_token
+from hub_rtc.manager.hosting.baselines import MAX_CELL_BYTES
+from tests.unit.conftest import actor
+from tests.unit.test_hosting import server_token
 
 ALICE = actor("alice", "cs101")
 CELL = {"id": "c1", "cell_type": "code", "source": "# c1\n", "metadata": {}, "outputs": [],
@@ -170,7 +169,7 @@ async def test_a_team_or_group_of_runners_counts(manager: Manager) -> None:
 
 async def test_a_whole_notebook_above_the_limit_is_not_kept(manager: Manager,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from hub_rtc.manager import baselines
+    from hub_rtc.manager.hosting import baselines
 
     monkeypatch.setattr(baselines, "MAX_NOTEBOOK_BYTES", 2000)
     await with_runner(manager)
@@ -188,7 +187,7 @@ async def test_a_whole_notebook_above_the_limit_is_not_kept(manager: Manager,
 
 
 def test_the_server_and_the_service_share_the_limits() -> None:
-    from hub_rtc.manager import baselines
+    from hub_rtc.manager.hosting import baselines
     from hub_rtc.singleuser import disk
 
     assert (disk.MAX_CELL_BYTES, disk.MAX_NOTEBOOK_BYTES) == (baselines.MAX_CELL_BYTES,

@@ -17,8 +17,7 @@ from hub_rtc.decision import (
     decide,
 )
 from hub_rtc.policy import RTCPolicy
-
-from .. import decision_cases as W
+from tests import decision_cases as W
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 SID = "s1"

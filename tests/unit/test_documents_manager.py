@@ -23,8 +23,7 @@ from hub_rtc.manager.actor import (
 )
 from hub_rtc.manager.errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from hub_rtc.records import RTCSession
-
-from .test_documents_sync import EDITOR, VIEWER, MemoryChannel, MemoryRoom
+from tests.unit.test_documents_sync import EDITOR, VIEWER, MemoryChannel, MemoryRoom
 
 DOCS = frozenset({SCOPE_SESSIONS, SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE})
 

@@ -38,8 +38,7 @@ from hub_rtc.documents import (
     replace_source,
 )
 from hub_rtc.guard import DocumentGuard, Rights, sync_payload
-
-from .test_documents import NOTEBOOK
+from tests.unit.test_documents import NOTEBOOK
 
 EDITOR = Rights(write=True, protected=frozenset({"intro"}))
 VIEWER = Rights.read_only()

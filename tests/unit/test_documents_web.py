@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from hub_rtc.adapters.upstream import RoomClosed, ServerRef, UpstreamError
 from hub_rtc.documents import RoomGone
 from hub_rtc.manager.errors import Conflict, Forbidden, Invalid, NotFound, RTCError, Unavailable
 from hub_rtc.service.handlers.documents import room_opener
-from hub_rtc.service.upstream import RoomClosed, ServerRef, UpstreamError
 
 
 @dataclass

@@ -18,8 +18,7 @@ from hub_rtc.guard import DocumentGuard, Rights
 from hub_rtc.guard._scan import ContentKind, ScanError, scan, strip
 from hub_rtc.guard._updates import decode_state_vector
 from hub_rtc.guard.rights import Limits
-
-from .test_guard import EDITOR, FULL, VIEWER, cell, content, edit, notebook_net
+from tests.unit.test_guard import EDITOR, FULL, VIEWER, cell, content, edit, notebook_net
 
 HUGE = "ffffffff0f"  # 2**32 - 1 as a varuint
 ONE_ITEM = "01010500"  # one client, one struct, client 5, clock 0

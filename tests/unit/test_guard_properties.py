@@ -35,8 +35,7 @@ from jupyter_ydoc import YNotebook
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
 from hub_rtc.guard import DocumentGuard, Rights
-
-from .test_guard import NOTEBOOK
+from tests.unit.test_guard import NOTEBOOK
 
 EDITOR = Rights(write=True, protected=frozenset({"locked"}))
 RUNNER = Rights(write=False, protected=frozenset({"locked"}), run=True)

@@ -14,8 +14,7 @@ from jupyter_ydoc import YNotebook
 from pycrdt import Array, Doc, Map, Text
 
 from hub_rtc.guard import Rights, Touch
-
-from .test_guard import (
+from tests.unit.test_guard import (
     EDITOR,
     FULL,
     RUNNER,

@@ -15,11 +15,10 @@ from sqlalchemy import text
 from hub_rtc.decision import Resource
 from hub_rtc.manager import Actor, Manager, StaticDirectory
 from hub_rtc.manager.actor import SCOPE_ACTIVITY_WRITE, SCOPE_AUTHORIZE
-from hub_rtc.manager.directory import HostingError, ServerKey
 from hub_rtc.manager.errors import Conflict, Forbidden
+from hub_rtc.manager.ports import HostingError, ServerKey
 from hub_rtc.records import models
-
-from .conftest import actor
+from tests.unit.conftest import actor
 
 ALICE = actor("alice", "cs101")
 BOB = actor("bob", "cs101")
@@ -362,8 +361,7 @@ async def _until_started(manager: Manager, directory: StaticDirectory, account: 
 
 def test_0003_keeps_sessions_and_lets_nobody_in_until_announced(db_url: str) -> None:
     from hub_rtc.records.database import downgrade, make_engine, upgrade
-
-    from .test_migrations import ROWS_0001, _count, _fill_0001
+    from tests.unit.test_migrations import ROWS_0001, _count, _fill_0001
 
     _fill_0001(db_url)
     upgrade(db_url, "0002", backup=False)

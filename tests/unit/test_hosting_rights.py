@@ -11,10 +11,9 @@ from sqlalchemy import event
 
 from hub_rtc.manager import Manager, StaticDirectory
 from hub_rtc.records import models
-
-from .. import decision_cases as W
-from .conftest import actor
-from .test_hosting import server_token
+from tests import decision_cases as W
+from tests.unit.conftest import actor
+from tests.unit.test_hosting import server_token
 
 ADMIN = actor("root", admin=True)
 ALICE, CAROL, DAVE = actor("alice", "cs101"), actor("carol", "cs101"), actor("dave", "cs101")

@@ -9,8 +9,7 @@ import pytest
 from hub_rtc.manager import Manager
 from hub_rtc.manager.errors import Conflict, Forbidden, Invalid, NotFound
 from hub_rtc.records import models
-
-from .conftest import actor
+from tests.unit.conftest import actor
 
 ALICE = actor("alice", "cs101")
 BOB = actor("bob", "cs101")

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import pytest
 from tornado import web
 
-from hub_rtc.service.upstream import ON_BEHALF_HEADER as SENT_HEADER
-from hub_rtc.service.upstream import ServerRef, Upstream, UpstreamError
+from hub_rtc.adapters.upstream import ON_BEHALF_HEADER as SENT_HEADER
+from hub_rtc.adapters.upstream import ServerRef, Upstream, UpstreamError
 from hub_rtc.singleuser.access import Access
 from hub_rtc.singleuser.app import service_name_in
-from hub_rtc.singleuser.auth import (
+from hub_rtc.singleuser.authorizer import (
     ON_BEHALF_HEADER,
     asserted_user,
     confined,
@@ -84,7 +84,7 @@ def test_which_upstream_failures_are_worth_retrying() -> None:
 
 
 def test_the_direct_route_reads_servers_targets_from_the_routing_table() -> None:
-    from hub_rtc.service.upstream import route_targets
+    from hub_rtc.adapters.upstream import route_targets
 
     page = {
         "/user/olive/": {"routespec": "/user/olive/", "target": "http://10.0.0.5:8888",

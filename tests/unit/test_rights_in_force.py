@@ -14,17 +14,16 @@ from dataclasses import dataclass, field
 import pytest
 
 from hub_rtc.manager import HostingSettings, Invalidation, Manager, StaticDirectory
-from hub_rtc.manager.cells import Found, NotebookProbe, applied, notebook_path, repeated_root
-from hub_rtc.manager.directory import ServerKey
+from hub_rtc.manager.access.cells import Found, NotebookProbe, applied, notebook_path, repeated_root
 from hub_rtc.manager.errors import Invalid
 from hub_rtc.manager.notify import Enforcement, Outcome, PendingServer, Unconfirmed
+from hub_rtc.manager.ports import ServerKey
 from hub_rtc.policy import RTCPolicy
 from hub_rtc.records import Database
 from hub_rtc.singleuser.access import Access
 from hub_rtc.singleuser.cache import AccessCache
 from hub_rtc.singleuser.gate import Gate
-
-from .test_hosting import ALICE, announce, owner_session
+from tests.unit.test_hosting import ALICE, announce, owner_session
 
 ALICE_SERVER: ServerKey = ("alice", "")
 WAIT = 0.3

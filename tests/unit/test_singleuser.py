@@ -313,7 +313,7 @@ def test_tally_is_bounded() -> None:
 
 
 def test_kernel_environment_by_starter() -> None:
-    from hub_rtc.singleuser.auth import KERNEL_STARTER
+    from hub_rtc.singleuser.authorizer import KERNEL_STARTER
     from hub_rtc.singleuser.kernels import ENV_NAME, kernel_env
 
     base = {"PATH": "/bin", "JUPYTERHUB_API_TOKEN": "secret", "JPY_API_TOKEN": "secret"}
@@ -611,7 +611,7 @@ class _Handler:
 
 
 def _authorizer(gate: _Gate) -> Any:
-    from hub_rtc.singleuser.auth import HubRTCAuthorizer
+    from hub_rtc.singleuser.authorizer import HubRTCAuthorizer
 
     return HubRTCAuthorizer(gate=gate)
 

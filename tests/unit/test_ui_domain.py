@@ -15,9 +15,8 @@ from hub_rtc.manager import Manager, StaticDirectory
 from hub_rtc.manager.errors import Conflict, Forbidden, Invalid, NotFound
 from hub_rtc.records import models
 from hub_rtc.singleuser.presence import HEARTBEAT_SECONDS, Presence
-
-from .conftest import actor
-from .test_hosting import ADMIN, ALICE, BOB, owner_session, server_token
+from tests.unit.conftest import actor
+from tests.unit.test_hosting import ADMIN, ALICE, BOB, owner_session, server_token
 
 IDA = actor("ida", "cs101-staff")
 CAROL = actor("carol", "cs101")
@@ -162,7 +161,7 @@ async def test_the_status_counts_and_checks_health(hosted: Manager, directory) -
 
 async def test_a_failing_hub_shows_in_the_status(hosted: Manager, directory: StaticDirectory,
                                                  monkeypatch) -> None:
-    from hub_rtc.manager.directory import HostingError
+    from hub_rtc.manager.ports import HostingError
 
     async def down() -> dict:
         raise HostingError("hub API: connection refused")

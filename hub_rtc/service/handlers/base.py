@@ -9,10 +9,10 @@ from typing import Any
 from jupyterhub.services.auth import HubOAuthenticated
 from tornado.web import HTTPError, RequestHandler
 
+from ...adapters.hub import HubClient
 from ...manager import Actor, Manager, RTCError
 from ...manager.actor import SCOPE_SESSIONS
 from ...manager.errors import BadRequest, TooLarge
-from ..hubclient import HubClient
 from ..spec import check
 
 log = logging.getLogger("hub_rtc.service")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..probe import notebook_probe
+from ...adapters.probe import notebook_probe
 from .base import APIHandler
 from .sessions import SESSION, changed
 

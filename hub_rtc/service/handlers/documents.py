@@ -1,6 +1,6 @@
 """/sessions/{id}/documents/{path}: read and change a session's live notebooks.
 
-The checks and the CRDT work are the manager's (:mod:`hub_rtc.manager.documents`);
+The checks and the CRDT work are the manager's (:mod:`hub_rtc.manager.documents.documents`);
 here the upstream client becomes the manager's room opener, its errors become
 the API's.
 """
@@ -11,11 +11,12 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+from ...adapters.upstream import RoomChannel, RoomClosed, ServerRef, Upstream, UpstreamError
 from ...documents import RoomGone
 from ...manager import RoomOpener
-from ...manager.directory import ServerKey
 from ...manager.errors import Conflict, Forbidden, Invalid, NotFound, RTCError, Unavailable
-from ..upstream import RoomChannel, RoomClosed, ServerRef, Upstream, UpstreamError
+from ...manager.ports import ServerKey
+from ...protocol import ACCESS_WITHDRAWN, BAD_REQUEST, NOT_FOUND
 from .base import APIHandler
 from .sessions import SESSION
 
@@ -55,9 +56,9 @@ class _Channel:
 
 #: how jupyter-collaboration and the guarded room say why they closed a room socket
 CLOSE_ERRORS: dict[int | None, Callable[[str, str], Exception]] = {
-    4404: lambda path, _: NotFound(f"no notebook {path!r} on the session's server"),
-    4403: lambda path, why: Forbidden(f"the shared server withdrew access to {path!r} ({why})"),
-    4400: lambda path, why: Invalid(f"the shared server refused a message for {path!r} ({why})"),
+    NOT_FOUND: lambda path, _: NotFound(f"no notebook {path!r} on the session's server"),
+    ACCESS_WITHDRAWN: lambda path, why: Forbidden(f"the shared server withdrew access to {path!r} ({why})"),
+    BAD_REQUEST: lambda path, why: Invalid(f"the shared server refused a message for {path!r} ({why})"),
     1003: lambda path, why: Conflict(f"the shared server reset its session of {path!r}; "
                                      f"try again ({why})"),
 }

@@ -15,12 +15,12 @@ from typing import Any
 
 from tornado.websocket import WebSocketHandler
 
+from ...adapters.upstream import ServerRef, Upstream, UpstreamError
 from ...manager import Actor
 from ...manager.actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE
 from ...manager.errors import Forbidden, NotFound, RTCError, Unavailable
 from ...relay import Closing, ConnectError, Link, Relay, RelayLimits, codes
 from ...relay.place import RoomPlace, locate
-from ..upstream import ServerRef, Upstream, UpstreamError
 from .base import APIHandler, log
 from .sessions import SESSION
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ...manager.actor import SCOPE_ADMIN
-from ..events import ServerEventsHandler
 from .base import APIHandler
+from .events import ServerEventsHandler
 
 
 class ServersHandler(APIHandler):

@@ -9,7 +9,7 @@ from markupsafe import Markup
 from tornado import web
 
 from ...charts import bucket, timeline_svg
-from ...manager.overview import SORTS
+from ...manager.activity.overview import SORTS
 from .base import PageHandler
 from .notebooks import Notebook, session_notebooks
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from ..upstream import ServerRef, Upstream
+from ...adapters.upstream import ServerRef, Upstream
 
 #: how much of a session folder the page walks, so a huge folder cannot stall it
 MAX_NOTEBOOKS = 20

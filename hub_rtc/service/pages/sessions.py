@@ -7,11 +7,11 @@ from typing import Any
 
 from tornado import web
 
+from ...adapters.probe import notebook_probe
 from ...decision.roles import GRANTABLE_ROLES
 from ...manager import RTCError
-from ...manager.cells import Found, NotebookProbe
-from ...manager.directory import ServerKey
-from ..probe import notebook_probe
+from ...manager.access.cells import Found, NotebookProbe
+from ...manager.ports import ServerKey
 from .base import FormError, PageHandler, field_errors
 from .notebooks import Notebook, session_notebooks
 

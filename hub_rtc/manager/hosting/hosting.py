@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Collection, Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..records import HubShare, RTCSession, Server, TeamMember, User, models
-from .context import Context
-from .directory import HostingError, ServerKey, ServerState
-from .errors import Conflict, NotFound, Unavailable
-from .notify import Enforcement, Invalidation, Outcome, PendingServer, Unconfirmed, invalidation
+from ...records import HubShare, RTCSession, Server, TeamMember, User, models
+from ..context import Context
+from ..errors import Conflict, NotFound, Unavailable
+from ..notify import Enforcement, Invalidation, Outcome, PendingServer, Unconfirmed, invalidation
+from ..ports import HostingError, ServerKey, ServerState
 from .shares import Shares, live
 
 log = logging.getLogger("hub_rtc.hosting")

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..records import Team, models
-from .actor import Actor
-from .context import Context
-from .errors import Conflict, Forbidden, Invalid
+from ...records import Team, models
+from ..actor import Actor
+from ..context import Context
+from ..errors import Conflict, Forbidden, Invalid
+from ..validate import check_expiry, parse_when
 from .people import People
-from .validate import check_expiry, parse_when
 
 KINDS = ("user", "team", "group")
 

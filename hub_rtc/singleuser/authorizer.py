@@ -32,6 +32,7 @@ from tornado.websocket import WebSocketHandler
 from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
+from ..protocol import ACCESS_WITHDRAWN, ON_BEHALF_HEADER, READ_ONLY_HEADER
 from .access import Access
 from .gate import OWNER, Gate
 from .links import has_other_names, is_hidden, real_path
@@ -43,12 +44,6 @@ from .targets import Target, clean_path, target
 KERNEL_STARTER: ContextVar[Access | None] = ContextVar("hub_rtc_kernel_starter", default=None)
 
 
-#: the header in which the hub_rtc service names the user it acts for
-#: (percent-encoded UTF-8, as hub_rtc.service.upstream writes it)
-ON_BEHALF_HEADER = "X-HubRTC-On-Behalf-Of"
-#: "1" with it: that user gets no more than read rights (the token the service
-#: acts on may read documents, not change them)
-READ_ONLY_HEADER = "X-HubRTC-Read-Only"
 #: marks a hub user model built from the service's assertion
 VIA_SERVICE = "hub_rtc_via_service"
 READ_ONLY = "hub_rtc_read_only"
@@ -196,7 +191,7 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
         async def recheck() -> None:
             allowed, fresh = await self._check(handler, name, check)
             if not allowed:
-                handler.close(4403, "hub_rtc: access withdrawn")
+                handler.close(ACCESS_WITHDRAWN, "hub_rtc: access withdrawn")
 
         key = self.gate.watch(name, access.session_id, recheck)
         original = handler.on_close

@@ -15,13 +15,13 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..decision import ACTIONS, PolicyView, Principal, Resource, SessionView, decide, effective_role
-from ..decision.roles import rank
-from ..records import RTCSession, User, Watcher
-from .directory import ServerKey
+from ...decision import ACTIONS, PolicyView, Principal, Resource, SessionView, decide, effective_role
+from ...decision.roles import rank
+from ...records import RTCSession, User, Watcher
+from ..hosting.shares import live
+from ..ports import ServerKey
+from ..views import grants_by_session, path_rules
 from .people import identity_of
-from .shares import live
-from .views import grants_by_session, path_rules
 
 
 @dataclass(frozen=True)

@@ -18,15 +18,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..records import CellRule, CellRuleWriter, RTCSession, User
-from .actor import Actor
-from .directory import ServerKey
-from .errors import Invalid, NotFound
-from .notify import CELL_RULES_CHANGED, Enforcement
+from ...records import CellRule, CellRuleWriter, RTCSession, User
+from ..actor import Actor
+from ..errors import Invalid, NotFound
+from ..notify import CELL_RULES_CHANGED, Enforcement
+from ..ports import ServerKey
+from ..sessions.sessions import Sessions
+from ..validate import folder
+from ..views import iso, writer_names
 from .principals import PrincipalKey, Principals, entry_kind
-from .sessions import Sessions
-from .validate import folder
-from .views import iso, writer_names
 
 #: hosting states in which the session's server can be asked about its notebooks
 SERVING = ("ready", "unmanaged")

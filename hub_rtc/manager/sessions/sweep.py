@@ -15,11 +15,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..records import Grant, RTCSession, Server, models
-from .context import Context
-from .directory import HostingError, ServerKey
-from .hosting import Hosting, audience, in_current_run, server_label
-from .notify import GRANT_EXPIRED, SESSION_EXPIRED
+from ...records import Grant, RTCSession, Server, models
+from ..context import Context
+from ..hosting.hosting import Hosting, audience, in_current_run, server_label
+from ..notify import GRANT_EXPIRED, SESSION_EXPIRED
+from ..ports import HostingError, ServerKey
 
 log = logging.getLogger("hub_rtc.hosting")
 

@@ -7,13 +7,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..records import Grant, RTCSession, Team, User
-from .actor import Actor
-from .errors import NotFound
-from .hosting import audience
-from .notify import MEMBER_ADDED, MEMBER_REMOVED, ROLE_CHANGED, Enforcement
+from ...records import Grant, RTCSession, Team, User
+from ..actor import Actor
+from ..errors import NotFound
+from ..hosting.hosting import audience
+from ..notify import MEMBER_ADDED, MEMBER_REMOVED, ROLE_CHANGED, Enforcement
+from ..sessions.sessions import Sessions
 from .principals import PrincipalKey, Principals, ResolvedGrant
-from .sessions import Sessions
 
 
 class Members:

@@ -7,10 +7,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..records import RTCSession, Watcher
-from .actor import Actor
-from .errors import Conflict, Forbidden, NotFound
-from .notify import WATCHER_LEFT
+from ...records import RTCSession, Watcher
+from ..actor import Actor
+from ..errors import Conflict, Forbidden, NotFound
+from ..notify import WATCHER_LEFT
 from .sessions import Sessions
 
 

@@ -7,14 +7,14 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ..records import CellRule, CellRuleWriter, Grant, Team, TeamMember, User
-from .actor import Actor
-from .context import Context
-from .errors import Conflict, Forbidden, NotFound
-from .hosting import Hosting
-from .notify import TEAM_CHANGED, Enforcement
-from .people import People
-from .views import iso
+from ...records import CellRule, CellRuleWriter, Grant, Team, TeamMember, User
+from ..access.people import People
+from ..actor import Actor
+from ..context import Context
+from ..errors import Conflict, Forbidden, NotFound
+from ..hosting.hosting import Hosting
+from ..notify import TEAM_CHANGED, Enforcement
+from ..views import iso
 
 
 class Teams:

@@ -27,15 +27,11 @@ from urllib.parse import quote, urlsplit
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
+from ..protocol import ON_BEHALF_HEADER, READ_ONLY_HEADER, ROOM_ROUTE
 from ..relay import LinkClosed
 
 log = logging.getLogger("hub_rtc.upstream")
 
-#: the header naming the hub user the service acts for (percent-encoded UTF-8)
-ON_BEHALF_HEADER = "X-HubRTC-On-Behalf-Of"
-#: "1": the server gives that user no more than read rights (the caller's token
-#: may read documents but not change them); it can only narrow, never widen
-READ_ONLY_HEADER = "X-HubRTC-Read-Only"
 #: jupyter-collaboration's file formats by document type
 FORMATS = {"notebook": "json", "file": "text"}
 #: statuses that mean "the server is not there right now", not "no"
@@ -296,7 +292,7 @@ class Upstream:
     async def _room_socket(self, server: ServerRef, room_id: str, session_id: str,
                            as_user: str, read_only: bool) -> WebSocketClientConnection:
         url = (await self.base_url(server)).replace("http", "ws", 1)
-        url += f"api/collaboration/room/{quote(room_id, safe=':')}?sessionId={quote(session_id)}"
+        url += f"{ROOM_ROUTE}{quote(room_id, safe=':')}?sessionId={quote(session_id)}"
         request = HTTPRequest(url, headers=self._headers(as_user, read_only),
                               connect_timeout=self.connect_timeout,
                               request_timeout=self.connect_timeout)

@@ -26,16 +26,16 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..decision import GrantView, PolicyView, SessionView, file_may
-from ..decision.file import RUN, FileRights
-from ..records import CellBaseline, CellRule, Grant, NotebookBaseline, Team, User, models
-from .actor import Actor
-from .context import Context
-from .errors import Invalid
-from .rights import Hosted, covering, hosted_sessions, relative
+from ...decision import GrantView, PolicyView, SessionView, file_may
+from ...decision.file import RUN, FileRights
+from ...records import CellBaseline, CellRule, Grant, NotebookBaseline, Team, User, models
+from ..access.rights import Hosted, covering, hosted_sessions, relative
+from ..actor import Actor
+from ..context import Context
+from ..errors import Invalid
+from ..validate import folder
+from ..views import iso
 from .servers import server_of
-from .validate import folder
-from .views import iso
 
 log = logging.getLogger("hub_rtc.baselines")
 

@@ -8,12 +8,12 @@ import re
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..decision import Principal
-from ..records import Team, TeamMember, User
-from .actor import Actor
-from .context import Context
-from .directory import HubUser
-from .errors import Forbidden, Invalid
+from ...decision import Principal
+from ...records import Team, TeamMember, User
+from ..actor import Actor
+from ..context import Context
+from ..errors import Forbidden, Invalid
+from ..ports import HubUser
 
 # Colours readable on white and distinct from each other (Okabe-Ito plus a few).
 _PALETTE = (

@@ -9,11 +9,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ..records import ActivityEvent, models
+from ...records import ActivityEvent, models
+from ..actor import Actor
+from ..errors import Forbidden, Invalid
+from ..sessions.sessions import Sessions
 from .activity import Activity
-from .actor import Actor
-from .errors import Forbidden, Invalid
-from .sessions import Sessions
 
 #: how the dashboard may sort; each key names a field of a row
 SORTS = ("last_activity", "title", "course", "owner", "edit", "execute", "refused", "members")

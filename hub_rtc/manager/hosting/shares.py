@@ -18,9 +18,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..records import Grant, HubShare, RTCSession, TeamMember, User, Watcher, models
-from .context import Context
-from .directory import HostingError, ServerKey
+from ...records import Grant, HubShare, RTCSession, TeamMember, User, Watcher, models
+from ..context import Context
+from ..ports import HostingError, ServerKey
 
 log = logging.getLogger("hub_rtc.hosting")
 

@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from .. import __version__
-from ..records import Grant, RTCSession, Server, Team
-from .actor import SCOPE_ADMIN, Actor
-from .context import Context
-from .directory import HostingError
-from .errors import Forbidden
+from ... import __version__
+from ...records import Grant, RTCSession, Server, Team
+from ..actor import SCOPE_ADMIN, Actor
+from ..context import Context
+from ..errors import Forbidden
+from ..ports import HostingError
 from .presence import PresenceBook
 
 

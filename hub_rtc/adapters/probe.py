@@ -1,4 +1,4 @@
-"""The domain's :data:`~hub_rtc.manager.cells.NotebookProbe` over the upstream client.
+"""The domain's :data:`~hub_rtc.manager.access.cells.NotebookProbe` over the upstream client.
 
 Reads a notebook through the shared server's contents API, as the hub user
 named (the service's on-behalf link, like the session page's notebook list),
@@ -14,8 +14,8 @@ import asyncio
 from typing import Any
 from urllib.parse import quote
 
-from ..manager.cells import Found, NotebookProbe
-from ..manager.directory import ServerKey
+from ..manager.access.cells import Found, NotebookProbe
+from ..manager.ports import ServerKey
 from .upstream import ServerRef, Upstream
 
 #: how long a cell-rule change waits for the session's server to show the notebook

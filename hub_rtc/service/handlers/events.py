@@ -1,27 +1,9 @@
-"""The events channel: the service pushes to shared servers over a websocket.
+"""``GET /servers/events``: the websocket a shared server's extension keeps open.
 
-A server's extension connects to ``/api/v1/servers/events?server_name=…``
-with its own hub token.  The service sends JSON text messages:
-
-- ``{"type": "hello", "sessions": [ids]}`` once connected.  Anything pushed
-  while it was not connected is lost, so it forgets every cached right.
-- ``{"type": "invalidate", "id", "session_id", "users": [hub names] | null,
-  "reason"}`` when access in a session on that server may have shrunk or
-  cell rules changed; ``users`` null means everyone in the session.
-
-The server answers:
-
-- ``{"type": "ready"}`` once it has forgotten every cached right after
-  (re)connecting: whatever was pending for it is in force now;
-- ``{"type": "ack", "id", "rechecked", "failed"}`` once it has dropped the
-  cached rights an ``invalidate`` names and re-checked every affected socket
-  (``failed`` of them could not be: then the change is not confirmed).
-
-:class:`EventHub` is the domain's :class:`~hub_rtc.manager.notify.Notifier`:
-it writes each invalidation, as soon as the change has committed, to every
-channel the hosting server has open with this service process, and resolves
-the push once every one of them acknowledged it (a channel that closes first
-resolves it as not confirmed).  The domain waits for that, bounded.
+The protocol is described in :mod:`hub_rtc.adapters.events`; this is its
+tornado end: it checks the server's token before the upgrade, joins the
+:class:`~hub_rtc.adapters.events.EventHub` and turns acknowledgements into
+the outcomes the domain waits for.
 """
 
 from __future__ import annotations
@@ -29,61 +11,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import uuid
 from asyncio import Future
-from collections.abc import Awaitable
 from typing import Any
 
 from tornado.web import HTTPError
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
-from ..manager import Actor, Invalidation, Manager, RTCError
-from ..manager.directory import ServerKey
-from ..manager.notify import Outcome
+from ...adapters.events import CLOSED_FIRST, MAX_UNANSWERED, EventHub, acknowledged, consume
+from ...manager import Actor, Manager, RTCError
+from ...manager.notify import Outcome
+from ...manager.ports import ServerKey
 
 log = logging.getLogger("hub_rtc.service")
 
 #: seconds between websocket pings, which also find dead connections
 PING_SECONDS = 30.0
-#: a channel with this many pushes it never acknowledged is closed: the server
-#: reconnects and forgets every cached right, which is what they asked for
-MAX_UNANSWERED = 1000
-CLOSED_FIRST = ("its events channel closed before it confirmed the change (it drops every cached"
-                " right when it reconnects)")
-
-
-class EventHub:
-    """The open events channels, by server."""
-
-    def __init__(self) -> None:
-        self._channels: dict[ServerKey, set[ServerEventsHandler]] = {}
-
-    def join(self, server: ServerKey, channel: ServerEventsHandler) -> None:
-        self._channels.setdefault(server, set()).add(channel)
-
-    def leave(self, server: ServerKey, channel: ServerEventsHandler) -> None:
-        channels = self._channels.get(server, set())
-        channels.discard(channel)
-        if not channels:
-            self._channels.pop(server, None)
-
-    def connected(self, server: ServerKey) -> int:
-        return len(self._channels.get(server, ()))
-
-    def invalidate(self, change: Invalidation) -> Awaitable[Outcome] | None:
-        channels = list(self._channels.get(change.server, ()))
-        if not channels:
-            return None
-        message = {"type": "invalidate", "id": uuid.uuid4().hex, "session_id": change.session_id,
-                   "users": list(change.users) if change.users is not None else None,
-                   "reason": change.reason}
-        return _every(channel.push(message) for channel in channels)
-
-
-async def _every(pushes: Any) -> Outcome:
-    """Confirmed once every channel confirmed; else the first reason one did not."""
-    outcomes = await asyncio.gather(*pushes)
-    return next((o for o in outcomes if not o.confirmed), Outcome(True))
 
 
 class ServerEventsHandler(WebSocketHandler):
@@ -153,7 +95,7 @@ class ServerEventsHandler(WebSocketHandler):
         if kind == "ack":
             answered = self._unanswered.pop(str(data.get("id")), None)
             if answered is not None and not answered.done():
-                answered.set_result(_acknowledged(data))
+                answered.set_result(acknowledged(data))
         elif kind == "ready":
             self.manager.hosting.server_ready(self.server)
 
@@ -170,7 +112,7 @@ class ServerEventsHandler(WebSocketHandler):
             sent = self.write_message(json.dumps(message))
         except WebSocketClosedError:
             return False
-        sent.add_done_callback(_consume)
+        sent.add_done_callback(consume)
         return True
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
@@ -178,16 +120,3 @@ class ServerEventsHandler(WebSocketHandler):
         message = exc.log_message if isinstance(exc, HTTPError) and exc.log_message else self._reason
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps({"status": status_code, "message": message}))
-
-
-def _acknowledged(ack: dict[str, Any]) -> Outcome:
-    failed = ack.get("failed")
-    if isinstance(failed, int) and failed > 0:
-        return Outcome(False, f"{failed} of its sockets could not be re-checked (see its log)")
-    return Outcome(True)
-
-
-def _consume(sent: Future[None]) -> None:
-    """A write to a socket that closed meanwhile: nothing to do, nothing to log."""
-    if not sent.cancelled():
-        sent.exception()

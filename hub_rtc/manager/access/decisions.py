@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from ..decision import Decision, Principal, Resource, SessionView, decide
-from ..records import models
-from .actor import SCOPE_AUTHORIZE, Actor
-from .context import Context
-from .errors import Forbidden
+from ...decision import Decision, Principal, Resource, SessionView, decide
+from ...records import models
+from ..actor import SCOPE_AUTHORIZE, Actor
+from ..context import Context
+from ..errors import Forbidden
+from ..validate import folder
+from ..views import load_view
 from .people import People
-from .validate import folder
-from .views import load_view
 
 
 class Decisions:

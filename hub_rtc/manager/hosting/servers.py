@@ -14,17 +14,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..decision import Principal
-from ..records import Server, models
-from .actor import SCOPE_ADMIN, SCOPE_AUTHORIZE, Actor, bound_server, holds_for
-from .context import Context
-from .directory import HostingError, ServerKey
-from .errors import Forbidden
+from ...decision import Principal
+from ...records import Server, models
+from ..access.people import People, person_in
+from ..access.rights import Question, answer
+from ..actor import SCOPE_ADMIN, SCOPE_AUTHORIZE, Actor, bound_server, holds_for
+from ..context import Context
+from ..errors import Forbidden
+from ..ports import HostingError, ServerKey
+from ..validate import folder
+from ..views import iso
 from .hosting import Hosting, hosted_on, server_label
-from .people import People, person_in
-from .rights import Question, answer
-from .validate import folder
-from .views import iso
 
 
 def server_of(caller: Actor, server_name: str, server_user: str | None = None) -> ServerKey:

@@ -10,13 +10,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ..records import ActivityEvent, RTCSession, User
-from .actor import SCOPE_ACTIVITY_READ, SCOPE_ACTIVITY_WRITE, SCOPE_ADMIN, Actor, speaks_for
-from .errors import Forbidden, Invalid, NotFound
-from .people import People
-from .sessions import Sessions
-from .validate import parse_when
-from .views import iso
+from ...records import ActivityEvent, RTCSession, User
+from ..access.people import People
+from ..actor import SCOPE_ACTIVITY_READ, SCOPE_ACTIVITY_WRITE, SCOPE_ADMIN, Actor, speaks_for
+from ..errors import Forbidden, Invalid, NotFound
+from ..sessions.sessions import Sessions
+from ..validate import parse_when
+from ..views import iso
 
 KINDS = ("edit", "execute", "refused", "join", "leave", "save")
 

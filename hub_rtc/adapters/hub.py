@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
-from ..manager.directory import HostingError, HubUser, ServerKey, ServerState
+from ..manager.ports import HostingError, HubUser, ServerKey, ServerState
 
 #: how often a starting server's state is asked for
 POLL_SECONDS = 0.5
@@ -38,7 +38,7 @@ def server_state(model: dict[str, Any], name: str) -> ServerState | None:
 
 
 class HubClient:
-    """The domain's :class:`~hub_rtc.manager.directory.Hub` over JupyterHub's REST API.
+    """The domain's :class:`~hub_rtc.manager.ports.Hub` over JupyterHub's REST API.
 
     Look-ups are cached for ``cache_seconds``: a decision needs the user's hub
     groups, and asking the hub on every keystroke-sized request would make

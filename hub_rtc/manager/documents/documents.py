@@ -20,8 +20,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..decision import Resource
-from ..documents import (
+from ...decision import Resource
+from ...documents import (
     BadEdit,
     CellNotFound,
     Change,
@@ -37,14 +37,14 @@ from ..documents import (
     notebook_json,
     replace_source,
 )
-from ..records import RTCSession
-from .actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE, Actor
-from .decisions import Decisions
-from .directory import HostingError, ServerKey
-from .errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
-from .hosting import server_label
-from .sessions import Sessions
-from .validate import folder
+from ...records import RTCSession
+from ..access.decisions import Decisions
+from ..actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE, Actor
+from ..errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
+from ..hosting.hosting import server_label
+from ..ports import HostingError, ServerKey
+from ..sessions.sessions import Sessions
+from ..validate import folder
 
 log = logging.getLogger("hub_rtc.documents")
 

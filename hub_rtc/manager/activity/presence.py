@@ -14,14 +14,14 @@ from typing import Any
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from ..records import Presence, RTCSession, models
-from .actor import Actor
-from .context import Context
-from .directory import ServerKey
-from .errors import Forbidden
-from .people import People
-from .servers import server_of
-from .views import FRESH_FOR
+from ...records import Presence, RTCSession, models
+from ..access.people import People
+from ..actor import Actor
+from ..context import Context
+from ..errors import Forbidden
+from ..hosting.servers import server_of
+from ..ports import ServerKey
+from ..views import FRESH_FOR
 
 
 class PresenceBook:

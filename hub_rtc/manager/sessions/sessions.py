@@ -8,17 +8,17 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from ..decision import Principal, effective_role
-from ..records import Grant, RTCSession, Team, User, models
-from .actor import SCOPE_ADMIN, Actor
-from .context import Context
-from .errors import Conflict, Forbidden, Invalid, NotFound
-from .hosting import Hosting
-from .notify import SESSION_ENDED, Enforcement
-from .people import People
-from .principals import Principals
-from .validate import check_expiry, folder, parse_when
-from .views import load_view, online, session_json
+from ...decision import Principal, effective_role
+from ...records import Grant, RTCSession, Team, User, models
+from ..access.people import People
+from ..access.principals import Principals
+from ..actor import SCOPE_ADMIN, Actor
+from ..context import Context
+from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..hosting.hosting import Hosting
+from ..notify import SESSION_ENDED, Enforcement
+from ..validate import check_expiry, folder, parse_when
+from ..views import load_view, online, session_json
 
 ACCOUNT_PREFIX = "rtc-"
 LISTS = ("visible", "mine", "shared", "watched", "all")

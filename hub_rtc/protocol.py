@@ -1,0 +1,33 @@
+"""What the service and the shared servers' extension say to each other, named once.
+
+Both halves import these: the service's relay and document API when they
+reach a room on behalf of a user, the extension's Authorizer and guarded room
+when they read that request and close a socket.  A value changed here changes
+on both sides at once.
+"""
+
+from __future__ import annotations
+
+#: the header in which the service names the hub user it acts for
+#: (percent-encoded UTF-8); a server believes it only from the service's token
+ON_BEHALF_HEADER = "X-HubRTC-On-Behalf-Of"
+#: "1" with it: that user gets no more than read rights (the caller's token may
+#: read documents but not change them); it can only narrow, never widen
+READ_ONLY_HEADER = "X-HubRTC-Read-Only"
+
+#: the websocket route of every collaboration room, below the server's base URL
+ROOM_ROUTE = "api/collaboration/room/"
+#: the same, as a tornado route pattern (the room id is the one group)
+ROOM_ROUTE_PATTERN = "/" + ROOM_ROUTE + "(.*)"
+
+# Close codes of a guarded room (and passed on by the relay as they are).
+#: the room refused this user, or access was withdrawn while connected
+ACCESS_WITHDRAWN = 4403
+#: a malformed, refused-whole or out-of-order message
+BAD_REQUEST = 4400
+#: no such document
+NOT_FOUND = 4404
+#: the relay's client took no message for the stall limit
+CLIENT_STALLED = 4408
+#: a well-formed update beyond the guard's limits (size, nesting, document size)
+TOO_LARGE = 4413
