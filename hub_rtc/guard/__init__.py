@@ -1,13 +1,14 @@
 """The CRDT guard: per-update edit rights for a collaborative document.
 
 Imports only pycrdt and the standard library, so it runs and is tested without a
-server.  :class:`DocumentGuard` checks document updates, :class:`AwarenessPin`
+server.  :class:`DocumentGuard` checks document updates (:mod:`.document` says
+which module does what) and returns a :class:`Verdict`, :class:`AwarenessPin`
 filters awareness, :mod:`.frames` reads and writes y-sync websocket frames.
 """
 
 from . import frames
 from .awareness import AwarenessEntry, AwarenessPin, decode_awareness, encode_awareness
-from .document import DEFAULT_ROOTS, DocumentGuard, RootType, Touch, Verdict
+from .document import DEFAULT_ROOTS, DocumentGuard, RootType
 from .frames import (
     FrameError,
     FrameKind,
@@ -19,6 +20,7 @@ from .frames import (
     sync_payload,
 )
 from .rights import Limits, Rights
+from .verdict import Touch, Verdict
 
 __all__ = [
     "DEFAULT_ROOTS",

@@ -69,7 +69,7 @@ def build(snap: Snap) -> Any:
     return snap.value
 
 
-def restore_key(target: Map, key: str, old: Snap | None) -> None:
+def restore_key(target: Map[Any], key: str, old: Snap | None) -> None:
     """Put ``target[key]`` back to ``old``; None means the key did not exist."""
     if old is None:
         if key in target:
@@ -81,7 +81,7 @@ def restore_key(target: Map, key: str, old: Snap | None) -> None:
         target[key] = build(old)
 
 
-def restore_in_place(target: Text | Array | Map, old: Snap) -> None:
+def restore_in_place(target: Text | Array[Any] | Map[Any], old: Snap) -> None:
     """Make ``target`` equal to ``old`` without replacing the shared object itself,
     so that editors bound to it (a cell's source) stay bound."""
     if isinstance(target, Text) and old.kind == "text":
@@ -121,7 +121,7 @@ def _decorated(target: Text) -> bool:
     return any(attrs or not isinstance(chunk, str) for chunk, attrs in target.diff())
 
 
-def _restore_map(target: Map, old: dict[str, Snap]) -> None:
+def _restore_map(target: Map[Any], old: dict[str, Snap]) -> None:
     for key in [key for key in target.keys() if key not in old]:
         del target[key]
     for key, snap in old.items():
@@ -176,7 +176,7 @@ def _text_steps(delta: Delta, old: bytes) -> list[tuple[str, int | str]] | None:
 
 
 def invert_array(
-    target: Array,
+    target: Array[Any],
     delta: Delta,
     old: Callable[[int], Snap | None],
     keep: Callable[[int], bool] = lambda _: False,

@@ -10,6 +10,7 @@ single :class:`FrameError` on malformed input, so the adapter has one thing to c
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 from pycrdt import Doc, handle_sync_message
 
@@ -182,7 +183,7 @@ def _raw_save_id(reader: Reader) -> int | None:
     return reader.var_uint()
 
 
-def client_receive_sync(message: bytes, doc: Doc) -> tuple[bytes | None, bool]:
+def client_receive_sync(message: bytes, doc: Doc[Any]) -> tuple[bytes | None, bool]:
     """For a *client* replica: apply a SYNC frame from the room to ``doc``.
 
     Returns the reply to send (the answer to the room's step 1, if any) and

@@ -18,7 +18,7 @@ import pytest
 from jupyter_ydoc import YNotebook, YUnicode
 from pycrdt import Array, Doc, Map, Text, merge_updates
 
-import hub_rtc.guard.document as guard_document
+import hub_rtc.guard._mirror as guard_mirror
 from hub_rtc.guard import DocumentGuard, Rights, Touch, Verdict
 from hub_rtc.guard.rights import RUN_PARTS
 
@@ -687,7 +687,7 @@ def test_full_rights_never_copy_content(monkeypatch: pytest.MonkeyPatch) -> None
     def forbidden(value: object) -> Any:
         raise AssertionError("Rights.full() took a snapshot")
 
-    monkeypatch.setattr(guard_document, "take", forbidden)
+    monkeypatch.setattr(guard_mirror, "take", forbidden)
     for name, (change, _) in sorted(CELL_EDITS.items()):
         net = notebook_net()
         verdict = net.send(edit(net.sender, lambda d, c=change: c(d, "locked")), FULL)  # type: ignore[misc]
@@ -696,13 +696,13 @@ def test_full_rights_never_copy_content(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_typing_in_free_cells_does_not_copy_protected_cells_again(monkeypatch: pytest.MonkeyPatch) -> None:
     copies: list[object] = []
-    real_take = guard_document.take
+    real_take = guard_mirror.take
 
     def counting(value: object) -> Any:
         copies.append(value)
         return real_take(value)
 
-    monkeypatch.setattr(guard_document, "take", counting)
+    monkeypatch.setattr(guard_mirror, "take", counting)
     net = notebook_net()
     for char in "typing":
         net.send(edit(net.sender, lambda d, c=char: cell(d, "free")["source"].insert(0, c)),  # type: ignore[misc]
