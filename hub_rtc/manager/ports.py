@@ -11,9 +11,7 @@ from datetime import datetime
 from typing import Protocol
 
 from ..records import models
-
-#: a single-user server: (hub user name, server name; "" is the default server)
-ServerKey = tuple[str, str]
+from ..records.queries import ServerKey
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,27 @@
-"""Records turned into what the decision reads and what the API returns."""
+"""Records turned into what the decision reads and what the API returns.
+
+The queries themselves live with the records (:mod:`hub_rtc.records.queries`); this
+module shapes what they return.  ``FRESH_FOR``, ``online``, ``principal_names`` and
+``watcher_names`` are imported here from there, for the managers that import them here.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import and_, or_, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
 from ..decision import CellRuleView, GrantView, Principal, SessionView
-from ..records import CellRule, Grant, Presence, RTCSession, Team, User, Watcher, models
+from ..decision.roles import session_state
+from ..records import CellRule, Grant, RTCSession, queries
+from ..records.queries import FRESH_FOR, online, principal_names, watcher_names
 
-#: a presence report older than this says nothing any more (servers report every ~10 s)
-FRESH_FOR = timedelta(seconds=30)
+__all__ = [
+    "FRESH_FOR", "grants_by_session", "iso", "load_view", "members_json", "online", "open_url",
+    "path_rules", "principal_names", "session_json", "watcher_names", "writer_names",
+]
 
 
 def iso(value: datetime | None) -> str | None:
@@ -33,11 +40,7 @@ def load_view(
     Filtering grants and rules in SQL keeps a decision at a few indexed
     lookups however large the session is.
     """
-    found = db.execute(
-        select(RTCSession, User.name)
-        .join(User, User.id == RTCSession.owner_id)
-        .where(RTCSession.id == session_id)
-    ).first()
+    found = queries.session_and_owner(db, session_id)
     if found is None:
         return None
     row, owner = found
@@ -47,7 +50,7 @@ def load_view(
     return SessionView(
         id=row.id,
         owner=owner or "",
-        state=row.state,
+        state=session_state(row.state),
         expires_at=row.expires_at,
         course=row.course,
         grants=_grants_for(db, session_id, principal),
@@ -63,23 +66,11 @@ def grants_by_session(
     db: Session, session_ids: list[str], principal: Principal
 ) -> dict[str, list[GrantView]]:
     """The grants naming ``principal`` in each of ``session_ids``, in one query (two with teams)."""
-    user_id = select(User.id).where(User.name == principal.name).scalar_subquery()
-    teams: dict[str, str] = {}
-    if principal.teams:  # most people are in no team: skip the query
-        teams = dict(db.execute(select(Team.id, Team.name).where(Team.name.in_(principal.teams))).all())
-    rows = db.scalars(
-        select(Grant).where(
-            Grant.session_id.in_(session_ids),
-            or_(
-                and_(Grant.kind == "user", Grant.principal == user_id),
-                and_(Grant.kind == "team", Grant.principal.in_(teams)),
-                and_(Grant.kind == "group", Grant.principal.in_(principal.groups)),
-            ),
-        )
-    )
+    teams = queries.teams_named(db, principal.teams)
+    rows = queries.grants_naming(db, session_ids, principal.name, teams, principal.groups)
     out: dict[str, list[GrantView]] = {}
     for g in rows:
-        view = GrantView(g.kind, _grant_name(g, principal, teams), g.role, g.expires_at)
+        view = GrantView.from_record(g.kind, _grant_name(g, principal, teams), g.role, g.expires_at)
         out.setdefault(g.session_id, []).append(view)
     return out
 
@@ -96,42 +87,24 @@ def _grant_name(grant: Grant, principal: Principal, teams: dict[str, str]) -> st
 def _rule_views(
     db: Session, session_id: str, path: str, cell_id: str
 ) -> dict[tuple[str, str], CellRuleView]:
-    rule = db.scalar(
-        select(CellRule).where(
-            CellRule.session_id == session_id, CellRule.path == path, CellRule.cell_id == cell_id
-        )
-    )
+    rule = queries.cell_rule(db, session_id, path, cell_id)
     if rule is None:
         return {}
-    writers = frozenset((w["kind"], w["name"]) for w in writer_names(db, rule))
-    return {(path, cell_id): CellRuleView(rule.rule, writers)}
+    writers = [(w["kind"], w["name"]) for w in writer_names(db, rule)]
+    return {(path, cell_id): CellRuleView.from_record(rule.rule, writers)}
 
 
 def path_rules(db: Session, session_id: str, path: str) -> dict[tuple[str, str], CellRuleView]:
     """Every cell rule of one notebook, writers named, in at most four queries."""
-    rules = list(db.scalars(
-        select(CellRule).where(CellRule.session_id == session_id, CellRule.path == path)
-        .options(selectinload(CellRule.writers))
-    ))
+    rules = queries.path_cell_rules(db, session_id, path)
     writers = [w for r in rules for w in r.writers]
     names = {kind: principal_names(db, kind, [w.principal for w in writers if w.kind == kind])
              for kind in ("user", "team")}
     return {
-        (path, r.cell_id): CellRuleView(r.rule, frozenset(
-            (w.kind, names[w.kind].get(w.principal, w.principal)) for w in r.writers))
+        (path, r.cell_id): CellRuleView.from_record(r.rule, [
+            (w.kind, names[w.kind].get(w.principal, w.principal)) for w in r.writers])
         for r in rules
     }
-
-
-def principal_names(db: Session, kind: str, keys: list[str]) -> dict[str, str]:
-    """Map stored principals (user ids, team ids, group names) to display names."""
-    if not keys:
-        return {}
-    if kind == "user":
-        return dict(db.execute(select(User.id, User.name).where(User.id.in_(keys))).all())
-    if kind == "team":
-        return dict(db.execute(select(Team.id, Team.name).where(Team.id.in_(keys))).all())
-    return {k: k for k in keys}
 
 
 def writer_names(db: Session, rule: CellRule) -> list[dict[str, str]]:
@@ -179,7 +152,7 @@ def session_json(
     """One session in the API's form; a list passes ``online_now`` for all its rows at once."""
     if online_now is None:
         online_now = online(db, [row.id])
-    owner = db.scalar(select(User.name).where(User.id == row.owner_id))
+    owner = queries.user_name(db, row.owner_id)
     return {
         "id": row.id,
         "title": row.title,
@@ -200,26 +173,3 @@ def session_json(
         "online": online_now.get(row.id, []),
         "watchers": watcher_names(db, row.id),
     }
-
-
-def watcher_names(db: Session, session_id: str) -> list[str]:
-    """Instructors who joined the session read-only."""
-    return list(db.scalars(
-        select(User.name).join(Watcher, Watcher.user_id == User.id)
-        .where(Watcher.session_id == session_id).order_by(User.name)))
-
-
-def online(db: Session, session_ids: list[str]) -> dict[str, list[str]]:
-    """Hub names online in each of ``session_ids`` (fresh reports only), sorted."""
-    if not session_ids:
-        return {}
-    since = models.utcnow() - FRESH_FOR
-    rows = db.execute(
-        select(Presence.session_id, User.name).join(User, User.id == Presence.user_id)
-        .where(Presence.session_id.in_(session_ids), Presence.seen_at >= since)
-        .order_by(User.name)
-    ).all()
-    out: dict[str, list[str]] = defaultdict(list)
-    for session_id, name in rows:
-        out[session_id].append(name)
-    return dict(out)

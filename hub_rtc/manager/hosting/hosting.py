@@ -17,12 +17,13 @@ from collections.abc import Awaitable, Collection, Sequence
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ...records import HubShare, RTCSession, Server, TeamMember, User, models
+from ...records import RTCSession, Server, models
+from ...records.queries import audience, hosted_on, servers_of, unfinished
 from ..context import Context
 from ..errors import Conflict, NotFound, Unavailable
 from ..notify import Enforcement, Invalidation, Outcome, PendingServer, Unconfirmed, invalidation
 from ..ports import HostingError, ServerKey, ServerState
-from .shares import Shares, live
+from .shares import Shares
 
 log = logging.getLogger("hub_rtc.hosting")
 
@@ -33,6 +34,9 @@ UNMANAGED = ("unmanaged", "this hub's hub_rtc does not share servers (RTCService
 #: spawn and routed it, so the start task itself says when it is ready.
 AWAITING = ("waiting", "failed")
 _POLL_SECONDS = 0.25
+# (the read queries moved to the records' queries; these stay importable from here)
+__all__ = ["AWAITING", "UNMANAGED", "Hosting", "audience", "hosted_on", "in_current_run",
+           "server_label", "servers_of", "set_state"]
 
 
 def in_current_run(row: Server | None, state: ServerState | None) -> bool:
@@ -57,45 +61,6 @@ def set_state(db: Session, session_ids: Collection[str], state: str, message: st
     moved = db.scalars(query.values(hosting_state=state, hosting_message=message)
                        .returning(RTCSession.id)).all()
     return list(moved)
-
-
-def hosted_on(db: Session, server: ServerKey, states: Collection[str] | None = None) -> list[str]:
-    """Ids of the active, unexpired sessions on ``server`` (in ``states``, if given)."""
-    query = select(RTCSession.id, RTCSession.expires_at).where(
-        RTCSession.server_user == server[0], RTCSession.server_name == server[1],
-        RTCSession.state == "active")
-    if states is not None:
-        query = query.where(RTCSession.hosting_state.in_(list(states)))
-    now = models.utcnow()
-    return [sid for sid, expires in db.execute(query.order_by(RTCSession.created)) if live(expires, now)]
-
-
-def audience(db: Session, kind: str, key: str) -> list[str] | None:
-    """Hub names a grant to ``kind``/``key`` reaches; None for a hub group (everyone, to be safe)."""
-    if kind == "user":
-        return list(db.scalars(select(User.name).where(User.id == key)))
-    if kind == "team":
-        return list(db.scalars(select(User.name).join(TeamMember, TeamMember.user_id == User.id)
-                               .where(TeamMember.team_id == key)))
-    return None
-
-
-def servers_of(db: Session, session_ids: Collection[str]) -> dict[str, ServerKey]:
-    """The server of each active session among ``session_ids``, in one query."""
-    rows = db.execute(select(RTCSession.id, RTCSession.server_user, RTCSession.server_name)
-                      .where(RTCSession.id.in_(list(session_ids)), RTCSession.state == "active"))
-    return {sid: (user, name) for sid, user, name in rows}
-
-
-def _unfinished(db: Session) -> tuple[list[str], list[ServerKey]]:
-    """Accounts being set up, and servers with members let in or shares recorded."""
-    pending = list(db.scalars(select(RTCSession.id).where(
-        RTCSession.state == "active", RTCSession.host == "account",
-        RTCSession.hosting_state == "starting")))
-    ready = db.execute(select(RTCSession.server_user, RTCSession.server_name)
-                       .where(RTCSession.hosting_state == "ready"))
-    shared = db.execute(select(HubShare.server_user, HubShare.server_name))
-    return pending, sorted({(user, name) for user, name in [*ready, *shared]})
 
 
 def _where(db: Session, session_id: str) -> tuple[str, ServerKey, str, str]:
@@ -215,7 +180,7 @@ class Hosting:
         once (failed hub calls were only remembered in memory)."""
         if not self.managed:
             return
-        pending, servers = await self.ctx.db.run(_unfinished)
+        pending, servers = await self.ctx.db.run(unfinished)
         for session_id in pending:
             self.launch(session_id)
         for server in servers:

@@ -18,18 +18,15 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ...records import Grant, HubShare, RTCSession, TeamMember, User, Watcher, models
+from ...records import HubShare, models, queries
+from ...records.queries import Pair, live
 from ..context import Context
 from ..ports import HostingError, ServerKey
 
 log = logging.getLogger("hub_rtc.hosting")
 
-#: whom a share names, as the hub knows them: ("user", hub name) or ("group", hub group)
-Pair = tuple[str, str]
-
-
-def live(expires_at: datetime | None, now: datetime) -> bool:
-    return expires_at is None or expires_at > now
+# (``Pair`` and ``live`` moved to the records' queries and stay importable from here)
+__all__ = ["Pair", "Shares", "live", "record", "wanted"]
 
 
 def wanted(db: Session, server: ServerKey, now: datetime) -> dict[str, set[Pair]]:
@@ -41,23 +38,14 @@ def wanted(db: Session, server: ServerKey, now: datetime) -> dict[str, set[Pair]
     do is the ``observer`` role's, decided per request); the server's own
     user needs no share.
     """
-    rows = db.execute(
-        select(RTCSession.id, RTCSession.host, User.name, RTCSession.expires_at)
-        .join(User, User.id == RTCSession.owner_id)
-        .where(RTCSession.server_user == server[0], RTCSession.server_name == server[1],
-               RTCSession.state == "active", RTCSession.hosting_state == "ready")
-    ).all()
     out: dict[str, set[Pair]] = {
         sid: {("user", owner)} if host == "account" else set()
-        for sid, host, owner, expires in rows if live(expires, now)
+        for sid, host, owner, expires in queries.letting_in(db, server) if live(expires, now)
     }
-    grants = db.execute(
-        select(Grant.session_id, Grant.kind, Grant.principal, Grant.expires_at)
-        .where(Grant.session_id.in_(out))
-    ).all()
+    grants = queries.grant_rows(db, out)
     alive = [(sid, kind, key) for sid, kind, key, expires in grants if live(expires, now)]
-    users = _user_names(db, [key for _, kind, key in alive if kind == "user"])
-    teams = _team_members(db, [key for _, kind, key in alive if kind == "team"])
+    users = queries.principal_names(db, "user", [key for _, kind, key in alive if kind == "user"])
+    teams = queries.team_members(db, [key for _, kind, key in alive if kind == "team"])
     for sid, kind, key in alive:
         if kind == "user" and key in users:
             out[sid].add(("user", users[key]))
@@ -65,40 +53,11 @@ def wanted(db: Session, server: ServerKey, now: datetime) -> dict[str, set[Pair]
             out[sid].update(("user", name) for name in teams.get(key, ()))
         elif kind == "group":
             out[sid].add(("group", key))
-    watching = db.execute(
-        select(Watcher.session_id, User.name).join(User, User.id == Watcher.user_id)
-        .where(Watcher.session_id.in_(out)))
-    for sid, name in watching:  # instructors who joined read-only
+    for sid, name in queries.watchers_of(db, out):  # instructors who joined read-only
         out[sid].add(("user", name))
     for pairs in out.values():
         pairs.discard(("user", server[0]))
     return out
-
-
-def _user_names(db: Session, ids: list[str]) -> dict[str, str]:
-    if not ids:
-        return {}
-    return dict(db.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
-
-
-def _team_members(db: Session, team_ids: list[str]) -> dict[str, list[str]]:
-    members: dict[str, list[str]] = defaultdict(list)
-    if team_ids:
-        rows = db.execute(
-            select(TeamMember.team_id, User.name).join(User, User.id == TeamMember.user_id)
-            .where(TeamMember.team_id.in_(team_ids))
-        )
-        for team_id, name in rows:
-            members[team_id].append(name)
-    return members
-
-
-def recorded(db: Session, server: ServerKey) -> set[Pair]:
-    rows = db.execute(
-        select(HubShare.kind, HubShare.principal)
-        .where(HubShare.server_user == server[0], HubShare.server_name == server[1])
-    )
-    return {(kind, principal) for kind, principal in rows}
 
 
 def record(db: Session, server: ServerKey, want: dict[str, set[Pair]], shared: set[Pair]) -> None:
@@ -141,7 +100,8 @@ class Shares:
 
     async def _reconcile(self, server: ServerKey) -> None:
         now = models.utcnow()
-        want, have = await self.ctx.db.run(lambda db: (wanted(db, server, now), recorded(db, server)))
+        want, have = await self.ctx.db.run(
+            lambda db: (wanted(db, server, now), queries.recorded_shares(db, server)))
         everyone = set().union(*want.values())
         shared, retry = set(have), False
         hub = self.ctx.directory
