@@ -3,6 +3,10 @@
 Admins write ``c.RTCPolicy.<trait> = …`` next to their other JupyterHub
 options; the drop-in in ``jupyterhub_config.d/`` hands the values to the
 service.  Policy only ever narrows what a session grants.
+
+This class only holds the configuration: the rules that read it (who may
+create, grant, run code, open terminals) are :mod:`hub_rtc.decision`'s, which
+reads it as :meth:`RTCPolicy.decision_view`.
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ from traitlets import Bool, Dict, Enum, Float, Integer, List, Set, Unicode
 from traitlets.config import Configurable
 
 from .decision import GRANTABLE_ROLES, PolicyView
-
-HOSTS = ("account", "owner")
+from .decision.roles import HOSTS
 
 
 class RTCPolicy(Configurable):
@@ -117,17 +120,21 @@ class RTCPolicy(Configurable):
     # -- derived views ---------------------------------------------------
 
     def decision_view(self) -> PolicyView:
-        """The narrowing part of policy, as the pure decision reads it."""
+        """Policy as the pure decision reads it (read anew per request: traits may change)."""
         return PolicyView(
             collaborators_may_execute=self.collaborators_may_execute,
             collaborators_may_open_terminals=self.collaborators_may_open_terminals,
-            grantable_roles=frozenset(self.grantable_roles),
+            grantable_roles=tuple(self.grantable_roles),
+            allow_all_to_create=self.allow_all_to_create,
+            creator_users=frozenset(self.creator_users),
+            creator_groups=frozenset(self.creator_groups),
+            max_members_per_session=self.max_members_per_session,
+            max_sessions_per_user=self.max_sessions_per_user,
+            allowed_hosts=frozenset(self.allowed_hosts),
+            default_host=self.default_host,
+            default_lifetime=self.default_lifetime(),
+            max_lifetime=self.max_lifetime(),
         )
-
-    def may_create(self, user: str, groups: frozenset[str]) -> bool:
-        if self.allow_all_to_create:
-            return True
-        return user in self.creator_users or bool(groups & self.creator_groups)
 
     def watched_groups(self, groups: frozenset[str]) -> frozenset[str]:
         """The hub groups a user in ``groups`` may watch as an instructor."""

@@ -2,7 +2,7 @@
 
 Unit tests feed it to the pure decision; integration tests build the same
 world through the REST API and check that ``POST /authorize`` agrees.
-Expected values are written out by hand from the table in DESIGN.md, not
+Expected values are written out by hand from the table in docs/security.md (roles), not
 computed, so a wrong decision cannot agree with itself.
 """
 

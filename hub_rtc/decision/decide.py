@@ -19,6 +19,7 @@ from .model import (
     Resource,
     SessionView,
 )
+from .roles import Role
 
 
 def decide(
@@ -45,7 +46,7 @@ def decide(
 
 def effective_role(
     principal: Principal, session: SessionView, policy: PolicyView, now: datetime
-) -> str | None:
+) -> Role | None:
     """The strongest live role ``principal`` holds in ``session``, after policy."""
     if principal.name == session.owner:
         return "owner"
@@ -82,7 +83,7 @@ def _expired(expires_at: datetime | None, now: datetime) -> bool:
     return expires_at is not None and expires_at <= now
 
 
-def _narrow(role: str, policy: PolicyView) -> str | None:
+def _narrow(role: str, policy: PolicyView) -> Role | None:
     """Cap a granted role at the strongest role policy still allows.
 
     Policy only ever narrows: if an admin stops allowing ``manager`` after it
@@ -99,7 +100,7 @@ def _check_action(
     resource: Resource,
     session: SessionView,
     policy: PolicyView,
-    role: str,
+    role: Role,
 ) -> Decision:
     if not roles.role_can(role, action):
         return Decision(False, f"role {role} may not {action}", role)
@@ -111,7 +112,7 @@ def _check_action(
     return Decision(True, f"role {role} may {action}", role)
 
 
-def _policy_reason(action: str, role: str, policy: PolicyView) -> str | None:
+def _policy_reason(action: str, role: Role, policy: PolicyView) -> str | None:
     """Why admin policy refuses what the role would allow, if it does."""
     if role == "owner":
         return None
@@ -123,7 +124,7 @@ def _policy_reason(action: str, role: str, policy: PolicyView) -> str | None:
 
 
 def _check_cell(
-    principal: Principal, resource: Resource, session: SessionView, role: str
+    principal: Principal, resource: Resource, session: SessionView, role: Role
 ) -> Decision:
     assert resource.path is not None and resource.cell_id is not None
     rule = session.cell_rules.get((resource.path, resource.cell_id))
@@ -134,14 +135,14 @@ def _check_cell(
     return _check_assigned(principal, resource, rule, role)
 
 
-def _check_locked(resource: Resource, role: str) -> Decision:
-    if role in ("manager", "owner"):
+def _check_locked(resource: Resource, role: Role) -> Decision:
+    if roles.manages(role):
         return Decision(True, f"cell {resource.cell_id} is locked; {role} may change it", role)
     return Decision(False, f"cell {resource.cell_id} is locked", role)
 
 
 def _check_assigned(
-    principal: Principal, resource: Resource, rule: CellRuleView, role: str
+    principal: Principal, resource: Resource, rule: CellRuleView, role: Role
 ) -> Decision:
     # "assigned" means only the listed writers, owner and managers included:
     # they can lift the rule, but while it stands the cell is the writers'.

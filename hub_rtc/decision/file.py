@@ -4,7 +4,7 @@ Code run in a session's kernels runs as the server and can write every
 notebook file of it; the room then loads what the file says.  Which kernel
 wrote a file cannot be told, so a change that reaches a document from the
 file is held to what the least trusted member who could have made it may
-change (DESIGN.md, the threat model): someone who may run code but not edit
+change (docs/security.md, every principal): someone who may run code but not edit
 (a runner) may change the outputs and execution counts of cells, nothing
 else.  Pure, like :func:`~hub_rtc.decision.decide`.
 """
@@ -18,6 +18,7 @@ from typing import Final, Literal
 from . import roles
 from .decide import _closed_reason, _expired, _narrow, _policy_reason
 from .model import PolicyView, SessionView
+from .roles import Role
 
 FileMay = Literal["write", "run"]
 
@@ -44,7 +45,7 @@ def file_may(session: SessionView, policy: PolicyView, now: datetime) -> FileRig
     """
     if _closed_reason(session, now):
         return FileRights(WRITE, f"session {session.id} is closed: nobody's kernel is in it")
-    by_user: dict[str, list[str]] = {}
+    by_user: dict[str, list[Role]] = {}
     for grant in session.grants:
         role = _narrow(grant.role, policy)
         if role is None or _expired(grant.expires_at, now):
@@ -61,7 +62,7 @@ def file_may(session: SessionView, policy: PolicyView, now: datetime) -> FileRig
     return FileRights(WRITE, "everyone who may run code may also edit")
 
 
-def _runs_only(role: str, policy: PolicyView) -> bool:
+def _runs_only(role: Role, policy: PolicyView) -> bool:
     """May execute (after policy), may not write."""
     executes = roles.role_can(role, "execute") and _policy_reason("execute", role, policy) is None
     return executes and not roles.role_can(role, "write")

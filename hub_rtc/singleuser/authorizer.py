@@ -32,9 +32,10 @@ from tornado.websocket import WebSocketHandler
 from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
+from ..decision.owner import owner_access, owns_server
 from ..protocol import ACCESS_WITHDRAWN, ON_BEHALF_HEADER, READ_ONLY_HEADER
 from .access import Access
-from .gate import OWNER, Gate
+from .gate import Gate
 from .links import has_other_names, is_hidden, real_path
 from .roomid import RoomId
 from .targets import Target, clean_path, target
@@ -108,9 +109,9 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
             return False
         gate: Gate = self.gate
         name = hub_name(user)
-        if gate.is_owner(name) and not on_behalf(user):
+        if owns_server(name, gate.owner, via_service=on_behalf(user)):
             if resource in ("kernels", "sessions") and action != "read":
-                KERNEL_STARTER.set(replace(await gate.identity_of(name), server_owner=True))
+                KERNEL_STARTER.set(owner_access(await gate.identity_of(name)))
             return True
         base = handler.base_url
         relative = handler.request.path[len(base):] if handler.request.path.startswith(base) else ""
@@ -323,5 +324,5 @@ class HubRTCIdentityProvider(JupyterHubIdentityProvider):
         return asserted
 
 
-__all__ = ["KERNEL_STARTER", "ON_BEHALF_HEADER", "OWNER", "HubRTCAuthorizer",
+__all__ = ["KERNEL_STARTER", "ON_BEHALF_HEADER", "HubRTCAuthorizer",
            "HubRTCIdentityProvider", "on_behalf"]

@@ -27,9 +27,6 @@ from .service import ServiceClient, ServiceUnavailable
 
 Recheck = Callable[[], Awaitable[None]]
 
-OWNER = Access(read=True, write=True, execute=True, terminal=True, manage=True, role="owner",
-               reason="the server's owner")
-
 
 @dataclass
 class _Live:
@@ -64,9 +61,6 @@ class Gate:
         self.epoch = 0
         #: fetches under way, by (user, path, epoch): sockets re-checked together share one
         self._asking: dict[tuple[str, str | None, int], asyncio.Future[Access]] = {}
-
-    def is_owner(self, user: str) -> bool:
-        return user == self.owner
 
     async def access(self, user: str, path: str | None, *, fresh: bool = False) -> Access:
         """What ``user`` may do at ``path`` (None: anywhere on this server)."""

@@ -18,14 +18,18 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ...decision import WRITER_KINDS
+from ...decision.grants import writers_refusal
 from ...records import CellRule, CellRuleWriter, RTCSession, User
 from ..actor import Actor
 from ..errors import Invalid, NotFound
+from ..hosting.hosting import Hosting
 from ..notify import CELL_RULES_CHANGED, Enforcement
 from ..ports import ServerKey
 from ..sessions.sessions import Sessions
 from ..validate import folder
 from ..views import iso, writer_names
+from .people import People
 from .principals import PrincipalKey, Principals, entry_kind
 
 #: hosting states in which the session's server can be asked about its notebooks
@@ -115,9 +119,12 @@ class _Where:
 
 
 class Cells:
-    def __init__(self, sessions: Sessions, principals: Principals) -> None:
+    def __init__(self, sessions: Sessions, principals: Principals, people: People,
+                 hosting: Hosting) -> None:
         self.sessions = sessions
         self.principals = principals
+        self.people = people
+        self.hosting = hosting
         self.db = sessions.ctx.db
 
     async def rules(
@@ -138,7 +145,7 @@ class Cells:
         path, cell_id, rule = notebook_path(body["path"]), body["cell_id"], body["rule"]
         writers = await self._writers(rule, body.get("writers", []))
         is_applied, why = await self.check(session_id, path, cell_id, notebooks)
-        me = await self.sessions.people.user_id_of(actor)
+        me = await self.people.user_id_of(actor)
 
         def apply(db: Session) -> bool:
             row = _find(db, session_id, path, cell_id)
@@ -151,7 +158,7 @@ class Cells:
             return created
 
         created = await self.db.run(apply)
-        enforcement = await self.sessions.hosting.tell([session_id], None, CELL_RULES_CHANGED,
+        enforcement = await self.hosting.tell([session_id], None, CELL_RULES_CHANGED,
                                                        reconcile=False)
         rules = await self.db.run(lambda db: _rules_json(db, session_id, path, cell_id))
         return {**rules[0], "applied": is_applied, "why": why, **enforcement.json()}, created
@@ -170,14 +177,13 @@ class Cells:
         return applied(at.root, path, cell_id, found)
 
     async def _writers(self, rule: str, entries: list[dict[str, Any]]) -> list[PrincipalKey]:
-        if rule == "locked" and entries:
-            raise Invalid("writers: a locked cell has no writers; use rule 'assigned'")
-        if rule == "assigned" and not entries:
-            raise Invalid("writers: an assigned cell needs at least one user or team")
+        refused = writers_refusal(rule, len(entries))
+        if refused is not None:
+            raise Invalid(refused)
         keys = []
         for entry in entries:
             kind, name = entry_kind(entry)
-            keys.append(await self.principals.resolve(kind, name, allow_group=False))
+            keys.append(await self.principals.resolve(kind, name, WRITER_KINDS))
         if len({(k.kind, k.key) for k in keys}) != len(keys):
             raise Invalid("writers: a writer is listed twice")
         return keys
@@ -194,7 +200,7 @@ class Cells:
             db.delete(row)
 
         await self.db.run(remove)
-        return await self.sessions.hosting.tell([session_id], None, CELL_RULES_CHANGED,
+        return await self.hosting.tell([session_id], None, CELL_RULES_CHANGED,
                                                 reconcile=False)
 
 

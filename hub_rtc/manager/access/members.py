@@ -10,16 +10,22 @@ from sqlalchemy.orm import Session
 from ...records import Grant, RTCSession, Team, User
 from ..actor import Actor
 from ..errors import NotFound
-from ..hosting.hosting import audience
+from ..hosting.hosting import Hosting, audience
+from ..hosting.shares import Shares
 from ..notify import MEMBER_ADDED, MEMBER_REMOVED, ROLE_CHANGED, Enforcement
 from ..sessions.sessions import Sessions
+from .people import People
 from .principals import PrincipalKey, Principals, ResolvedGrant
 
 
 class Members:
-    def __init__(self, sessions: Sessions, principals: Principals) -> None:
+    def __init__(self, sessions: Sessions, principals: Principals, people: People,
+                 hosting: Hosting, shares: Shares) -> None:
         self.sessions = sessions
         self.principals = principals
+        self.people = people
+        self.hosting = hosting
+        self.shares = shares
         self.db = sessions.ctx.db
 
     async def list(self, actor: Actor, session_id: str) -> list[dict[str, Any]]:
@@ -39,15 +45,15 @@ class Members:
         grant = await self.principals.resolve_grant(actor, kind, name, body, owner)
         if host == "owner" and not await self.db.run(lambda db: _find(db, session_id, grant[0])):
             # letting someone new in: the owner's server must run the extension
-            await self.sessions.hosting.require_announced(server)
-        granter = await self.sessions.people.user_id_of(actor)
+            await self.hosting.require_announced(server)
+        granter = await self.people.user_id_of(actor)
         created = await self.db.run(lambda db: self._upsert(db, session_id, grant, granter))
         if created:  # access only grew: the shares follow
-            await self.sessions.hosting.shares.reconcile(server)
+            await self.shares.reconcile(server)
         # The servers hear of a new member too: a new runner makes the session's
         # files answer to what a runner may change (hub_rtc.decision.file).
         who = await self.db.run(lambda db: audience(db, grant[0].kind, grant[0].key))
-        enforcement = await self.sessions.hosting.tell(
+        enforcement = await self.hosting.tell(
             [session_id], who, MEMBER_ADDED if created else ROLE_CHANGED)
         member = await self._member(session_id, kind, name)
         return {**member, **enforcement.json()}, created
@@ -83,17 +89,17 @@ class Members:
             return who
 
         who = await self.db.run(remove)
-        return await self.sessions.hosting.tell([session_id], who, MEMBER_REMOVED)
+        return await self.hosting.tell([session_id], who, MEMBER_REMOVED)
 
     async def _existing_key(self, kind: str, name: str) -> PrincipalKey | None:
         """The stored key of a principal, without asking the hub (it may be gone)."""
         if kind == "group":
-            return PrincipalKey(kind, name, name)
+            return PrincipalKey("group", name, name)
         if kind == "user":
             user = await self.db.run(lambda db: User.find(db, name))
-            return PrincipalKey(kind, name, user.id) if user else None
+            return PrincipalKey("user", name, user.id) if user else None
         team = await self.db.run(lambda db: Team.find(db, name))
-        return PrincipalKey(kind, name, team.id) if team else None
+        return PrincipalKey("team", name, team.id) if team else None
 
 
 def _find(db: Session, session_id: str, key: PrincipalKey) -> Grant | None:

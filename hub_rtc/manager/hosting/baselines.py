@@ -29,7 +29,8 @@ from sqlalchemy.orm import Session
 from ...decision import GrantView, PolicyView, SessionView, file_may
 from ...decision.file import RUN, FileRights
 from ...records import CellBaseline, CellRule, Grant, NotebookBaseline, Team, User, models
-from ..access.rights import Hosted, covering, hosted_sessions, relative
+from ...records.queries import Hosted, hosted_sessions
+from ..access.rights import covering, relative
 from ..actor import Actor
 from ..context import Context
 from ..errors import Invalid
@@ -164,7 +165,7 @@ def _file_rights(db: Session, s: Hosted, policy: PolicyView, now: datetime) -> F
         .outerjoin(Team, (Grant.kind == "team") & (Team.id == Grant.principal))
         .where(Grant.session_id == s.id)
     ).all()
-    grants = tuple(GrantView(kind, user or team or principal, role, expires)
+    grants = tuple(GrantView.from_record(kind, user or team or principal, role, expires)
                    for kind, principal, role, expires, user, team in rows)
     view = SessionView(id=s.id, owner=s.owner, expires_at=s.expires_at, course=s.course,
                        grants=grants)

@@ -25,6 +25,7 @@ from ..ports import HostingError, ServerKey
 from ..validate import folder
 from ..views import iso
 from .hosting import Hosting, hosted_on, server_label
+from .shares import Shares
 
 
 def server_of(caller: Actor, server_name: str, server_user: str | None = None) -> ServerKey:
@@ -46,17 +47,18 @@ def server_of(caller: Actor, server_name: str, server_user: str | None = None) -
 
 
 class Servers:
-    def __init__(self, ctx: Context, people: People, hosting: Hosting) -> None:
+    def __init__(self, ctx: Context, people: People, hosting: Hosting, shares: Shares) -> None:
         self.ctx = ctx
         self.people = people
         self.hosting = hosting
+        self.shares = shares
 
     async def announce(self, caller: Actor, body: dict[str, Any]) -> dict[str, Any]:
         """A server says it runs the extension: record it, let its sessions' members in."""
         server = server_of(caller, body["server_name"], body.get("server_user"))
         started = await self._run_started(server)
         ids = await self.ctx.db.run(lambda db: self._record(db, server, body, started))
-        await self.hosting.shares.reconcile(server)
+        await self.shares.reconcile(server)
         return {"sessions": ids, "cache_seconds": self.ctx.hosting.rights_cache_seconds}
 
     async def _run_started(self, server: ServerKey) -> datetime | None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from ...decision import Principal, effective_role
+from ...decision import Principal, Standing, creation, effective_role
 from ...records import Grant, RTCSession, Team, User, models
 from ..access.people import People
 from ..access.principals import Principals
@@ -16,6 +15,7 @@ from ..actor import SCOPE_ADMIN, Actor
 from ..context import Context
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..hosting.hosting import Hosting
+from ..hosting.shares import Shares
 from ..notify import SESSION_ENDED, Enforcement
 from ..validate import check_expiry, folder, parse_when
 from ..views import load_view, online, session_json
@@ -24,45 +24,31 @@ ACCOUNT_PREFIX = "rtc-"
 LISTS = ("visible", "mine", "shared", "watched", "all")
 
 
-@dataclass(frozen=True)
-class Access:
-    """What an actor may do with one session, worked out once per request."""
-
-    principal: Principal
-    role: str | None
-    admin: bool
-
-    @property
-    def can_manage(self) -> bool:
-        return self.admin or self.role in ("manager", "owner")
-
-    @property
-    def is_owner(self) -> bool:
-        return self.role == "owner"
-
-
 class Sessions:
-    def __init__(self, ctx: Context, people: People, principals: Principals, hosting: Hosting) -> None:
+    def __init__(self, ctx: Context, people: People, principals: Principals, hosting: Hosting,
+                 shares: Shares) -> None:
         self.ctx = ctx
         self.people = people
         self.principals = principals
         self.hosting = hosting
+        self.shares = shares
 
     # -- access ------------------------------------------------------------
 
-    async def access(self, actor: Actor, session_id: str) -> Access:
+    async def access(self, actor: Actor, session_id: str) -> Standing:
         """The actor's standing in a session; 404 if none, 403 if outside their reach."""
         principal = await self.people.principal(actor)
         view = await self.ctx.db.run(lambda db: load_view(db, session_id, principal))
         if view is None:
             raise NotFound(f"no session {session_id!r}")
         role = effective_role(principal, view, self.ctx.policy.decision_view(), models.utcnow())
-        if role is None and not actor.is_admin:
+        standing = Standing(principal, role, actor.is_admin)
+        if not standing.sees:
             raise Forbidden(f"session {session_id} is not shared with {actor.name}")
-        return Access(principal, role, actor.is_admin)
+        return standing
 
-    async def manageable(self, actor: Actor, session_id: str) -> Access:
-        """Access that may change the session: manager, owner or rtc admin."""
+    async def manageable(self, actor: Actor, session_id: str) -> Standing:
+        """A standing that may change the session: manager, owner or rtc admin."""
         access = await self.access(actor, session_id)
         if not access.can_manage:
             raise Forbidden(f"only the owner and managers may change session {session_id}")
@@ -111,25 +97,26 @@ class Sessions:
 
     # -- creating ------------------------------------------------------------
 
+    def may_create(self, actor: Actor) -> bool:
+        """Whether ``actor`` may create sessions (what the hub UI and ``/me`` show)."""
+        return creation.may_create(actor.name, actor.groups, actor.is_admin,
+                                self.ctx.policy.decision_view())
+
     async def create(self, actor: Actor, body: dict[str, Any]) -> dict[str, Any]:
         owner = await self.people.owner_record(actor)
-        self._check_may_create(actor)
-        host = body.get("host") or self.ctx.policy.default_host
-        if host not in self.ctx.policy.allowed_hosts and not actor.is_admin:
-            raise Forbidden(f"policy: sessions may not be hosted on {host!r}")
+        policy = self.ctx.policy.decision_view()
+        _refuse(creation.creation_refusal(actor.name, actor.groups, actor.is_admin, policy))
+        host = creation.chosen_host(body.get("host"), policy)
+        _refuse(creation.host_refusal(host, actor.is_admin, policy))
         values = self._session_values(actor, body, host)
         values["course"] = await self._course(actor, body.get("course"))
         grants = await self.principals.resolve_all(actor, body.get("members", []), owner.name)
         if host == "owner":
             await self.hosting.require_announced((values["server_user"], values["server_name"]))
         values["hosting_state"], values["hosting_message"] = self.hosting.initial_state(host)
-        max_sessions = self.ctx.policy.max_sessions_per_user
 
         def insert(db: Session) -> str:
-            if not actor.is_admin and _active_owned(db, owner.id) >= max_sessions:
-                raise Forbidden(
-                    f"policy: a user may own at most {max_sessions} active sessions"
-                )
+            _refuse(creation.owned_refusal(_active_owned(db, owner.id), actor.is_admin, policy))
             row = RTCSession(owner_id=owner.id, **values)
             db.add(row)
             db.flush()
@@ -144,21 +131,15 @@ class Sessions:
         if host == "account":
             self.hosting.launch(session_id)
         else:
-            await self.hosting.shares.reconcile((values["server_user"], values["server_name"]))
+            await self.shares.reconcile((values["server_user"], values["server_name"]))
         return await self.json_of(session_id, "owner")
 
-    def _check_may_create(self, actor: Actor) -> None:
-        if actor.is_admin or self.ctx.policy.may_create(actor.name, actor.groups):
-            return
-        raise Forbidden(f"policy: {actor.name} may not create sessions")
-
     def _session_values(self, actor: Actor, body: dict[str, Any], host: str) -> dict[str, Any]:
-        now = models.utcnow()
+        now, policy = models.utcnow(), self.ctx.policy.decision_view()
         expires = parse_when(body.get("expires_at"), "expires_at")
-        limit = None if actor.is_admin else self.ctx.policy.max_lifetime()
-        check_expiry(expires, now, limit)
-        if expires is None and self.ctx.policy.default_lifetime():
-            expires = now + self.ctx.policy.default_lifetime()  # type: ignore[operator]
+        check_expiry(expires, now, creation.lifetime_limit(actor.is_admin, policy))
+        if expires is None:
+            expires = creation.default_expiry(now, policy)
         if host == "account" and body.get("server"):
             raise Invalid("server: a dedicated session server has no named server to choose")
         return {
@@ -176,12 +157,9 @@ class Sessions:
 
         Unset: the one watched group the owner is in, if exactly one.
         """
-        watched = self.ctx.policy.courses()
         if course is None:
-            mine = sorted(actor.groups & watched)
-            return mine[0] if len(mine) == 1 else None
-        if course not in actor.groups and not actor.is_admin:
-            raise Forbidden(f"course: {actor.name} is not in hub group {course!r}")
+            return creation.default_course(actor.groups, self.ctx.policy.courses())
+        _refuse(creation.course_refusal(course, actor.name, actor.groups, actor.is_admin))
         if not await self.ctx.directory.group_exists(course):
             raise Invalid(f"course: no hub group named {course!r}")
         return course
@@ -195,7 +173,7 @@ class Sessions:
             changes["title"] = body["title"].strip()
         if "expires_at" in body:
             expires = parse_when(body["expires_at"], "expires_at")
-            limit = None if actor.is_admin else self.ctx.policy.max_lifetime()
+            limit = creation.lifetime_limit(actor.is_admin, self.ctx.policy.decision_view())
             check_expiry(expires, models.utcnow(), limit)
             changes["expires_at"] = expires
 
@@ -213,7 +191,7 @@ class Sessions:
         """End a session: nobody reaches it any more, its records stay; answered once
         its server confirms (or says which did not)."""
         access = await self.access(actor, session_id)
-        if not (access.is_owner or access.admin):
+        if not access.may_end:
             raise Forbidden(f"only the owner may end session {session_id}")
 
         def apply(db: Session) -> bool:
@@ -227,6 +205,12 @@ class Sessions:
             return await self.hosting.stop(session_id, "the session ended; nobody is let in",
                                            SESSION_ENDED)
         return Enforcement()
+
+
+def _refuse(reason: str | None) -> None:
+    """The decision's refusal, as this operation's."""
+    if reason is not None:
+        raise Forbidden(reason)
 
 
 def _get(db: Session, session_id: str) -> RTCSession:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from ...records import Grant, RTCSession, Server, models
 from ..context import Context
 from ..hosting.hosting import Hosting, audience, in_current_run, server_label
+from ..hosting.shares import Shares
 from ..notify import GRANT_EXPIRED, SESSION_EXPIRED
 from ..ports import HostingError, ServerKey
 
@@ -49,9 +50,10 @@ def _letting_in(db: Session) -> dict[ServerKey, Server | None]:
 
 
 class Sweeper:
-    def __init__(self, ctx: Context, hosting: Hosting) -> None:
+    def __init__(self, ctx: Context, hosting: Hosting, shares: Shares) -> None:
         self.ctx = ctx
         self.hosting = hosting
+        self.shares = shares
         #: grants that expired before this were dealt with (or before the service started)
         self.since = models.utcnow()
 
@@ -65,8 +67,8 @@ class Sweeper:
             await self.hosting.tell([session_id], users, GRANT_EXPIRED)
         if self.hosting.managed:
             await self._unannounced(now)
-            for server in sorted(self.hosting.shares.retry):
-                await self.hosting.shares.reconcile(server)
+            for server in sorted(self.shares.retry):
+                await self.shares.reconcile(server)
 
     async def _unannounced(self, now: datetime) -> None:
         servers = await self.ctx.db.run(_letting_in)

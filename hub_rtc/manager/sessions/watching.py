@@ -8,15 +8,21 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...records import RTCSession, Watcher
+from ..access.people import People
 from ..actor import Actor
 from ..errors import Conflict, Forbidden, NotFound
+from ..hosting.hosting import Hosting
+from ..hosting.shares import Shares
 from ..notify import WATCHER_LEFT
 from .sessions import Sessions
 
 
 class Watching:
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: Sessions, people: People, hosting: Hosting, shares: Shares) -> None:
         self.sessions = sessions
+        self.people = people
+        self.hosting = hosting
+        self.shares = shares
         self.db = sessions.ctx.db
 
     async def join(self, actor: Actor, session_id: str) -> dict[str, Any]:
@@ -24,18 +30,18 @@ class Watching:
         access = await self.sessions.access(actor, session_id)
         if access.role is None:  # an rtc admin outside the session
             raise Forbidden("only instructors watching the session's course may join it read-only")
-        if access.role != "observer":
+        if not access.is_observer:
             raise Conflict(f"{actor.name} is in session {session_id} already, as {access.role}")
-        user_id = await self.sessions.people.user_id_of(actor)
+        user_id = await self.people.user_id_of(actor)
         server = await self.db.run(lambda db: _add(db, session_id, user_id))
-        await self.sessions.hosting.shares.reconcile(server)
+        await self.shares.reconcile(server)
         return await self.sessions.json_of(session_id, access.role)
 
     async def leave(self, actor: Actor, session_id: str) -> None:
         await self.sessions.access(actor, session_id)
-        user_id = await self.sessions.people.user_id_of(actor)
+        user_id = await self.people.user_id_of(actor)
         await self.db.run(lambda db: _remove(db, session_id, user_id))
-        await self.sessions.hosting.tell([session_id], [actor.name], WATCHER_LEFT)
+        await self.hosting.tell([session_id], [actor.name], WATCHER_LEFT)
 
 
 def _add(db: Session, session_id: str, user_id: str | None) -> tuple[str, str]:

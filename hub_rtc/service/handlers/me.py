@@ -32,7 +32,7 @@ class MeHandler(APIHandler):
         self.write_json({
             **identity,
             "admin": actor.is_admin,
-            "can_create": actor.is_admin or policy.may_create(actor.name, actor.groups),
+            "can_create": self.manager.sessions.may_create(actor),
             "scopes": sorted(s for s in actor.scopes if s.startswith("custom:rtc:")),
             "watches": sorted(policy.watched_groups(actor.groups)),
             "groups": sorted(actor.groups),

@@ -116,7 +116,7 @@ class PageHandler(APIHandler):
         return {
             "me": {"name": actor.name, "admin": actor.is_admin,
                    "watches": sorted(policy.watched_groups(actor.groups)),
-                   "can_create": actor.is_admin or policy.may_create(actor.name, actor.groups)},
+                   "can_create": self.manager.sessions.may_create(actor)},
             "xsrf": self.xsrf_token.decode() if isinstance(self.xsrf_token, bytes) else self.xsrf_token,
             "hub": self.settings["hub_prefix"],
             "api": self.settings["api_prefix"],

@@ -1,0 +1,52 @@
+"""Someone's standing in one session: what the service's operations on it allow.
+
+The service works this out once per request (the role from
+:func:`~hub_rtc.decision.effective_role`, and whether the token holds
+``custom:rtc:admin``); its operations read the answers here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .model import Principal
+from .roles import Role, manages
+
+
+@dataclass(frozen=True)
+class Standing:
+    """What an actor may do with one session, worked out once per request."""
+
+    principal: Principal
+    role: Role | None
+    #: holds ``custom:rtc:admin``: may see and change every session, though in none
+    admin: bool
+
+    @property
+    def sees(self) -> bool:
+        """May read the session's record at all (its members, rules, state)."""
+        return self.role is not None or self.admin
+
+    @property
+    def can_manage(self) -> bool:
+        """May change the session: its title, expiry, members and cell rules."""
+        return self.admin or manages(self.role)
+
+    @property
+    def is_owner(self) -> bool:
+        return self.role == "owner"
+
+    @property
+    def may_end(self) -> bool:
+        """Ending a session is its owner's (or an rtc admin's), not a manager's."""
+        return self.is_owner or self.admin
+
+    @property
+    def is_observer(self) -> bool:
+        """Watches the session's course without being in it: may join it read-only."""
+        return self.role == "observer"
+
+
+def may_manage(role: str | None, admin: bool) -> bool:
+    """:attr:`Standing.can_manage` for a role already in hand (a session's ``my_role``)."""
+    return admin or manages(role)

@@ -1,0 +1,27 @@
+"""Someone's standing in one session, as the service's operations read it."""
+
+from __future__ import annotations
+
+import pytest
+
+from hub_rtc.decision import Principal, Role, Standing, may_manage
+
+ANA = Principal("ana")
+
+
+@pytest.mark.parametrize(("role", "admin", "sees", "manages", "ends", "observes"), [
+    (None, False, False, False, False, False),  # outside the session
+    (None, True, True, True, True, False),  # an rtc admin outside it
+    ("observer", False, True, False, False, True),
+    ("viewer", False, True, False, False, False),
+    ("editor", False, True, False, False, False),
+    ("manager", False, True, True, False, False),  # managers change it, only owners end it
+    ("owner", False, True, True, True, False),
+])
+def test_standing(role: Role | None, admin: bool, sees: bool, manages: bool, ends: bool,
+                  observes: bool) -> None:
+    standing = Standing(ANA, role, admin)
+    assert (standing.sees, standing.can_manage, standing.may_end, standing.is_observer) == (
+        sees, manages, ends, observes)
+    assert standing.is_owner is (role == "owner")
+    assert may_manage(role, admin) is manages
