@@ -24,11 +24,12 @@ from ..guard import Limits
 from ..protocol import ROOM_ROUTE, ROOM_ROUTE_PATTERN
 from .authorizer import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
+from .connection import RoomGuards
 from .disk import DiskGuard
 from .gate import Gate
 from .kernels import hook_kernel_identity
-from .presence import Presence
-from .room import GuardedRoomHandler, RoomGuards
+from .presence import PresenceReporter
+from .room import GuardedRoomHandler
 from .service import ServiceClient, ServiceUnavailable
 from .tally import Tally
 from .unchecked import check_unchecked
@@ -129,7 +130,7 @@ class HubRTCExtension(ExtensionApp):
             return
         self.active = True
         self.tally = Tally()
-        self.presence = Presence()
+        self.presence = PresenceReporter()
         self.guards = RoomGuards(Limits(max_update=self.max_update_bytes, max_depth=self.max_nesting,
                                         max_document=self.max_document_bytes))
         self.gate = Gate(self._client(), os.environ.get("JUPYTERHUB_USER", ""),

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 HEARTBEAT_SECONDS = 10.0
 
 
-class Presence:
+class PresenceReporter:
     """Counts open document connections per session and person.
 
     ``due()`` says when a report is worth sending: soon after a change (so

@@ -14,7 +14,7 @@ from hub_rtc.charts import bucket, timeline_svg
 from hub_rtc.manager import Manager, StaticDirectory
 from hub_rtc.manager.errors import Conflict, Forbidden, Invalid, NotFound
 from hub_rtc.records import models
-from hub_rtc.singleuser.presence import HEARTBEAT_SECONDS, Presence
+from hub_rtc.singleuser.presence import HEARTBEAT_SECONDS, PresenceReporter
 from tests.unit.conftest import actor
 from tests.unit.test_hosting import ADMIN, ALICE, BOB, owner_session, server_token
 
@@ -26,7 +26,7 @@ CAROL = actor("carol", "cs101")
 
 
 def test_presence_reports_soon_after_a_change_and_then_as_a_heartbeat() -> None:
-    p = Presence()
+    p = PresenceReporter()
     assert not p.due(0)
     p.enter("s1", "bob")
     p.enter("s1", "bob")  # two tabs
@@ -43,7 +43,7 @@ def test_presence_reports_soon_after_a_change_and_then_as_a_heartbeat() -> None:
 
 
 def test_presence_says_goodbye_and_retries() -> None:
-    p = Presence()
+    p = PresenceReporter()
     p.enter("s1", "bob")
     p.report(0)
     p.enter("s2", "cai")
