@@ -8,6 +8,8 @@ on both sides at once.
 
 from __future__ import annotations
 
+from typing import Protocol
+
 #: the header in which the service names the hub user it acts for
 #: (percent-encoded UTF-8); a server believes it only from the service's token
 ON_BEHALF_HEADER = "X-HubRTC-On-Behalf-Of"
@@ -31,3 +33,31 @@ NOT_FOUND = 4404
 CLIENT_STALLED = 4408
 #: a well-formed update beyond the guard's limits (size, nesting, document size)
 TOO_LARGE = 4413
+
+
+class Channel(Protocol):
+    """One connection to a room: whole binary y-sync frames both ways.
+
+    Everything that carries a room's frames is one (pycrdt-websocket's
+    ``Channel`` is the model): the service's websocket to a shared server, the
+    relay's upstream link, the document client's connection, the tests'
+    in-memory pairs.  ``recv`` returning None means the connection has closed;
+    then ``close_code`` and ``close_reason`` say why, which the relay needs to
+    tell a room that went away (reconnect) from one that said no (pass it on).
+    """
+
+    async def send(self, frame: bytes) -> None:
+        """Hand ``frame`` to the connection; raises once the connection has closed."""
+
+    async def recv(self) -> bytes | None:
+        """The next frame; None once the connection has closed."""
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        """Close the connection (again: nothing happens)."""
+
+    @property
+    def close_code(self) -> int | None:
+        """The code the other end closed with; None while open, or if it just dropped."""
+
+    @property
+    def close_reason(self) -> str | None: ...

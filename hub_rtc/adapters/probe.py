@@ -1,11 +1,14 @@
-"""The domain's :data:`~hub_rtc.manager.access.cells.NotebookProbe` over the upstream client.
+"""The domain's readers of a server's contents API, over the upstream client.
 
-Reads a notebook through the shared server's contents API, as the hub user
-named (the service's on-behalf link, like the session page's notebook list),
-so that a cell rule can be checked against the notebook it names.  The saved
-file is what the contents API returns: a cell added a moment ago may not be
-in it yet, which the answer then says.  A server that does not answer soon
-is "not verified", never a refusal.
+Both read as the hub user named (the service's on-behalf link):
+
+- :func:`notebook_probe`, the :data:`~hub_rtc.manager.access.cells.NotebookProbe`
+  that checks a cell rule against the notebook it names.  The saved file is
+  what the contents API returns: a cell added a moment ago may not be in it
+  yet, which the answer then says.  A server that does not answer soon is
+  "not verified", never a refusal.
+- :class:`UpstreamContents`, the :class:`~hub_rtc.manager.documents.listing.Contents`
+  from which the pages list a session's notebooks and their cells.
 """
 
 from __future__ import annotations
@@ -43,8 +46,32 @@ def found(status: int, model: Any) -> Found:
                                            if isinstance(c, dict) and c.get("id")))
     if status == 404:
         return Found("missing")
+    return Found("unknown", why=why(status, model))
+
+
+def why(status: int, model: Any) -> str:
+    """What a contents API answer other than the model asked for says went wrong."""
     message = model.get("message") if isinstance(model, dict) else None
     if status == 599:
-        return Found("unknown", why="the session's server is not reachable (is it running?)")
-    return Found("unknown", why=f"the session's server answered {status}"
-                               + (f": {message}" if message else ""))
+        return "the session's server is not reachable (is it running?)"
+    return f"the session's server answered {status}" + (f": {message}" if message else "")
+
+
+class UpstreamContents:
+    """A server's folders and notebooks through its contents API; LookupError(why) otherwise."""
+
+    def __init__(self, upstream: Upstream) -> None:
+        self.upstream = upstream
+
+    async def directory(self, server: ServerKey, path: str, as_user: str) -> dict[str, Any]:
+        return await self._get(server, path, "?content=1", as_user)
+
+    async def notebook(self, server: ServerKey, path: str, as_user: str) -> dict[str, Any]:
+        return await self._get(server, path, "?content=1&type=notebook", as_user)
+
+    async def _get(self, server: ServerKey, path: str, query: str, as_user: str) -> dict[str, Any]:
+        status, model = await self.upstream.request(
+            ServerRef(*server), "GET", "api/contents/" + quote(path) + query, as_user=as_user)
+        if status != 200 or not isinstance(model, dict):
+            raise LookupError(why(status, model))
+        return model

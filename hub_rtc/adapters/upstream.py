@@ -10,8 +10,9 @@ extension on the server believes that header from this service alone and
 then treats the request exactly as that user's own (see docs/security.md).
 
 Everything here is web plumbing (tornado's HTTP and websocket clients); the
-relay's logic lives in :mod:`hub_rtc.relay`, which speaks to a
-:class:`RoomChannel` only through ``send``/``recv``/``close``.
+relay's logic lives in :mod:`hub_rtc.relay` and the document client's in
+:mod:`hub_rtc.documents`, which speak to an :class:`UpstreamRoom` only as the
+room :class:`~hub_rtc.protocol.Channel` it is.
 """
 
 from __future__ import annotations
@@ -66,8 +67,9 @@ class RoomClosed(LinkClosed):
     """Sending to a room websocket that has closed."""
 
 
-class RoomChannel:
-    """One open room websocket on a shared server, as one user.
+class UpstreamRoom:
+    """One open room websocket on a shared server, as one user: a room
+    :class:`~hub_rtc.protocol.Channel`.
 
     ``recv()`` returns the next binary frame, or None once the socket is
     closed (then ``close_code``/``close_reason`` say why); ``send()`` waits
@@ -258,7 +260,7 @@ class Upstream:
     # -- rooms -------------------------------------------------------------
 
     async def open_room(self, server: ServerRef, doc_path: str, *, as_user: str,
-                        doc_type: str = "notebook", read_only: bool = False) -> RoomChannel:
+                        doc_type: str = "notebook", read_only: bool = False) -> UpstreamRoom:
         """Open the document's collaboration session, then its room websocket, as ``as_user``.
 
         Raises :class:`UpstreamError` with the server's status (403: not let
@@ -275,7 +277,7 @@ class Upstream:
             raise UpstreamError(status if status >= 400 else 502, _message(answer, status))
         room_id = f"{file_format}:{doc_type}:{answer['fileId']}"
         ws = await self._room_socket(server, room_id, str(answer["sessionId"]), as_user, read_only)
-        return RoomChannel(ws, room_id, str(answer["fileId"]), str(answer["sessionId"]))
+        return UpstreamRoom(ws, room_id, str(answer["fileId"]), str(answer["sessionId"]))
 
     async def _require_file(self, server: ServerRef, doc_path: str, as_user: str,
                             read_only: bool) -> None:

@@ -1,6 +1,7 @@
 """Notebooks over the CRDT: read and edit a jupyter-ydoc notebook on a plain
 ``pycrdt.Doc``, and a y-sync client that carries one change to a room and tells
-whether the room kept it.  Imports only pycrdt: no tornado, no network."""
+whether the room kept it, over the shared room :class:`~hub_rtc.protocol.Channel`.
+Imports only pycrdt (and that protocol): no tornado, no network."""
 
 from .notebook import (
     CELL_ID,
@@ -19,7 +20,7 @@ from .notebook import (
     notebook_json,
     replace_source,
 )
-from .sync import DocumentClient, NoAnswer, Outcome, RoomChannel, RoomGone
+from .sync import DocumentClient, NoAnswer, Outcome, RoomGone
 
 __all__ = [
     "CELL_ID",
@@ -31,7 +32,6 @@ __all__ = [
     "DocumentError",
     "NoAnswer",
     "Outcome",
-    "RoomChannel",
     "RoomGone",
     "append_source",
     "cell_ids",

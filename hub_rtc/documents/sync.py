@@ -3,8 +3,8 @@ document once and leave.
 
 The protocol part is sans-IO: :meth:`DocumentClient.receive` takes one frame from
 the room and returns the frames to answer with.  The async methods drive it over
-any :class:`RoomChannel` (the service's upstream websocket, or an in-memory pair in
-the tests)::
+any room :class:`~hub_rtc.protocol.Channel` (the service's upstream websocket, or an
+in-memory pair in the tests)::
 
     client = DocumentClient(channel)
     await client.sync()                      # answer the room's step 1, apply its step 2
@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pycrdt import (
     Doc,
@@ -35,18 +35,10 @@ from pycrdt import (
     handle_sync_message,
 )
 
+from ..protocol import Channel
 from .notebook import Change, DocumentError
 
-__all__ = ["DocumentClient", "NoAnswer", "Outcome", "RoomChannel", "RoomGone"]
-
-
-class RoomChannel(Protocol):
-    """One websocket-like connection to a room: whole binary frames both ways."""
-
-    async def send(self, message: bytes) -> None: ...
-
-    async def recv(self) -> bytes | None:
-        """The next frame; None once the connection is closed."""
+__all__ = ["DocumentClient", "NoAnswer", "Outcome", "RoomGone"]
 
 
 class RoomGone(DocumentError):
@@ -68,7 +60,7 @@ class Outcome:
 class DocumentClient:
     """A replica of one room's document, in step with the room, one change at a time."""
 
-    def __init__(self, channel: RoomChannel, *, timeout: float = 10.0) -> None:
+    def __init__(self, channel: Channel, *, timeout: float = 10.0) -> None:
         self.channel = channel
         self.timeout = timeout
         self.doc: Doc = Doc()

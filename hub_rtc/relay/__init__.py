@@ -1,6 +1,8 @@
 """The relay: y-sync frames between a client of the service and the room on a
 shared server, with back-pressure, bounded holding and reconnects.  Imports
-only asyncio (and the frame kinds of :mod:`hub_rtc.guard`): no tornado."""
+only asyncio, the frame kinds of :mod:`hub_rtc.guard` and the shared
+:mod:`hub_rtc.protocol`: no tornado, no records; which room a relay URL names
+is the domain's to say, before a relay starts."""
 
 from . import codes
 from .backoff import Backoff

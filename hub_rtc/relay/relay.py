@@ -1,8 +1,9 @@
 """One relayed client: y-sync frames between it and its upstream room, both ways.
 
-Transport-agnostic (asyncio only): the client and the upstream are anything
-with the small :class:`Client` and :class:`Link` interfaces, so the web layer
-adapts tornado's websockets and the tests use in-memory pairs::
+Transport-agnostic (asyncio only): the upstream is any room
+:class:`~hub_rtc.protocol.Channel` and the client anything with the small
+:class:`Client` interface, so the web layer adapts tornado's websockets and
+the tests use in-memory pairs::
 
     relay = Relay(client, first_link, reconnect, limits)
     task = asyncio.ensure_future(relay.run())   # upstream -> client, reconnects
@@ -34,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..protocol import Channel
 from . import codes
 from .backoff import Backoff
 from .frames import EMPTY_STEP1, FrameKind, peek
@@ -49,26 +51,15 @@ class LinkClosed(Exception):
     """Sending on a link whose connection has closed."""
 
 
-class Link(Protocol):
-    """The upstream room connection."""
-
-    async def send(self, frame: bytes) -> None:
-        """Hand ``frame`` to the connection; raises :class:`LinkClosed` once closed."""
-
-    async def recv(self) -> bytes | None:
-        """The next frame; None once the connection has closed."""
-
-    @property
-    def close_code(self) -> int | None: ...
-
-    @property
-    def close_reason(self) -> str | None: ...
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+#: the upstream room connection: the one room :class:`~hub_rtc.protocol.Channel`
+#: (its ``send`` raises :class:`LinkClosed` once closed)
+Link = Channel
 
 
 class Client(Protocol):
-    """The relayed client's connection."""
+    """The relayed client's connection.  Not a whole channel: its transport hands
+    the relay each frame it reads (:meth:`Relay.from_client`, which is what gives
+    back-pressure towards it), so the relay only writes to it and closes it."""
 
     def send(self, frame: bytes) -> Awaitable[Any]:
         """Write ``frame``; the awaitable completes once the connection has taken it."""

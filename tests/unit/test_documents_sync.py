@@ -45,7 +45,11 @@ VIEWER = Rights.read_only()
 
 
 class MemoryChannel:
-    """The client's end of one connection to a :class:`MemoryRoom`."""
+    """The client's end of one connection to a :class:`MemoryRoom` (a room
+    :class:`~hub_rtc.protocol.Channel`)."""
+
+    close_code: int | None = None
+    close_reason: str | None = None
 
     def __init__(self, room: MemoryRoom, rights: Rights) -> None:
         self.room = room
@@ -63,7 +67,7 @@ class MemoryChannel:
     async def recv(self) -> bytes | None:
         return await self.inbox.get()
 
-    def close(self) -> None:
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
         self.closed = True
         self.room.connections.remove(self)
 

@@ -25,7 +25,7 @@ class FakeRoom:
     async def recv(self) -> bytes | None:
         return None
 
-    def close(self) -> None:
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
         self.closed = True
 
 

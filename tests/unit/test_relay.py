@@ -10,7 +10,6 @@ import pytest
 from pycrdt import Doc, Text, create_sync_message, create_update_message, handle_sync_message
 
 from hub_rtc.guard.frames import client_receive_sync
-from hub_rtc.manager.errors import Conflict, Invalid
 from hub_rtc.relay import (
     EMPTY_STEP1,
     Backoff,
@@ -25,7 +24,6 @@ from hub_rtc.relay import (
     peek,
 )
 from hub_rtc.relay.frames import FrameKind
-from hub_rtc.relay.place import locate
 
 AWARENESS = b"\x01\x03abc"
 STEP1 = b"\x00\x00\x01\x00"
@@ -178,31 +176,6 @@ def test_close_codes() -> None:
     assert codes.for_client(None) == codes.for_client(1006) == codes.INTERNAL_ERROR
     assert codes.for_status(403) == 4403 and codes.for_status(404) == 4404
     assert codes.for_status(400) == 4400 and codes.for_status(503) == 1013
-
-
-def session(**over: Any) -> dict[str, Any]:
-    base = {"id": "s1", "state": "active", "root": "lab1", "server": {"user": "olive", "name": ""},
-            "hosting": {"state": "ready", "message": ""}}
-    return {**base, **over}
-
-
-def test_locate_names_the_room_below_the_session_folder() -> None:
-    place = locate(session(), "sub/nb.ipynb")
-    assert place.server == ("olive", "") and place.server_path == "lab1/sub/nb.ipynb"
-    assert place.path == "sub/nb.ipynb" and place.doc_type == "notebook"
-    assert locate(session(root=""), "notes.md").doc_type == "file"
-    assert locate(session(), "x.ipynb", "file").doc_type == "file"
-    for bad in ("../secret.ipynb", "", "a/../../b.ipynb"):
-        with pytest.raises(Invalid):
-            locate(session(), bad)
-    with pytest.raises(Invalid):
-        locate(session(), "nb.ipynb", "blob")
-    with pytest.raises(Conflict):
-        locate(session(state="ended"), "nb.ipynb")
-    with pytest.raises(Conflict):
-        locate(session(hosting={"state": "waiting", "message": "restarting"}), "nb.ipynb")
-    with pytest.raises(Conflict):
-        locate(session(hosting={"state": "unmanaged"}), "nb.ipynb")
 
 
 # -- the relay --------------------------------------------------------------------

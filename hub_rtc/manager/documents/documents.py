@@ -13,12 +13,10 @@ the tests an in-memory room.  Nothing here speaks HTTP.
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from ...decision import Resource
 from ...documents import (
@@ -28,7 +26,6 @@ from ...documents import (
     DocumentClient,
     DocumentError,
     NoAnswer,
-    RoomChannel,
     append_source,
     cell_json,
     delete_cell,
@@ -37,54 +34,37 @@ from ...documents import (
     notebook_json,
     replace_source,
 )
-from ...records import RTCSession
+from ...protocol import Channel
 from ..access.decisions import Decisions
 from ..actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE, Actor
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from ..hosting.hosting import server_label
 from ..ports import HostingError, ServerKey
 from ..sessions.sessions import Sessions
-from ..validate import folder
+from .place import Place
+from .place import place as find_place
 
 log = logging.getLogger("hub_rtc.documents")
 
-#: hosting states in which the session's server cannot be serving its rooms
-NOT_SERVING = {
-    "starting": "its server is still starting; try again in a moment",
-    "waiting": "its server is not running with the hub_rtc extension announced; start it and try again",
-    "failed": "its server could not be set up (see the session's hosting message)",
-    "stopped": "its server was stopped",
-}
-
-
-class OpenRoom(RoomChannel, Protocol):
-    def close(self) -> Any: ...
-
-
 #: opens the room of a notebook: (server, path on the server, hub user to act as).
-#: Raises :class:`~hub_rtc.manager.errors.RTCError` (403, 404, 503 …) if it cannot.
-RoomOpener = Callable[[ServerKey, str, str], Awaitable[OpenRoom]]
-
-
-@dataclass(frozen=True)
-class Place:
-    """Where one notebook of a session lives."""
-
-    session_id: str
-    server: ServerKey
-    #: relative to the session's folder, as cell rules and the API name it
-    path: str
-    #: relative to the server's root, as its room names it
-    server_path: str
+#: Raises :class:`~hub_rtc.manager.errors.RTCError` (403, 404, 503 …) if it cannot
+#: (:func:`~hub_rtc.manager.documents.place.refusal` says which).
+RoomOpener = Callable[[ServerKey, str, str], Awaitable[Channel]]
 
 
 class Documents:
     def __init__(self, sessions: Sessions, decisions: Decisions, timeout: float = 15.0) -> None:
         self.sessions = sessions
         self.decisions = decisions
-        self.db = sessions.ctx.db
         #: how long the room may take to answer one step
         self.timeout = timeout
+
+    async def place(self, actor: Actor, session_id: str, path: str, *, doc_type: str | None = None,
+                    notebooks_only: bool = False, relayed: bool = False) -> Place:
+        """Where a document of the session lives, for the relay, this API and the pages
+        (see :func:`~hub_rtc.manager.documents.place.place`)."""
+        return await find_place(self.sessions, actor, session_id, path, doc_type=doc_type,
+                                notebooks_only=notebooks_only, relayed=relayed)
 
     # -- the operations ------------------------------------------------------
 
@@ -122,28 +102,13 @@ class Documents:
 
     async def _place(self, actor: Actor, session_id: str, path: str, action: str,
                      cell_id: str | None) -> Place:
-        place = await self._locate(actor, session_id, path)
+        place = await self.place(actor, session_id, path, notebooks_only=True)
         decision = await self.decisions.authorize(
             actor, actor, action, Resource(session_id, place.path, cell_id))
         if not decision.allowed:
             raise Forbidden(f"{actor.name} may not {action} {_what(place.path, cell_id)}: "
                             f"{decision.reason}")
         return place
-
-    async def _locate(self, actor: Actor, session_id: str, path: str) -> Place:
-        clean = folder(path, "path")
-        if not clean.endswith(".ipynb") or clean == ".ipynb":
-            raise Invalid(f"path: {path!r} is not a notebook (.ipynb) in the session's folder")
-        await self.sessions.access(actor, session_id)  # 404 / 403 before saying anything more
-        row = await self.db.run(lambda db: db.get(RTCSession, session_id))
-        assert row is not None  # access() found it
-        if row.state != "active":
-            raise Conflict(f"session {session_id} has ended; its documents can no longer be opened")
-        if row.hosting_state in NOT_SERVING:
-            raise Conflict(f"session {session_id} cannot serve documents now: "
-                           f"{NOT_SERVING[row.hosting_state]}")
-        on_server = f"{row.root}/{clean}" if row.root else clean
-        return Place(session_id, (row.server_user, row.server_name), clean, on_server)
 
     # -- the room --------------------------------------------------------------
 
@@ -165,11 +130,9 @@ class Documents:
                               ) from None
         finally:
             client.forget()
-            closing = channel.close()
-            if inspect.isawaitable(closing):
-                await closing
+            channel.close()
 
-    async def _open(self, actor: Actor, place: Place, rooms: RoomOpener) -> OpenRoom:
+    async def _open(self, actor: Actor, place: Place, rooms: RoomOpener) -> Channel:
         try:
             return await rooms(place.server, place.server_path, actor.name)
         except (Forbidden, Unavailable):

@@ -7,16 +7,15 @@ the API's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from ...adapters.upstream import RoomChannel, RoomClosed, ServerRef, Upstream, UpstreamError
+from ...adapters.upstream import RoomClosed, ServerRef, Upstream, UpstreamError
 from ...documents import RoomGone
 from ...manager import RoomOpener
-from ...manager.errors import Conflict, Forbidden, Invalid, NotFound, RTCError, Unavailable
+from ...manager.documents.place import closed, refusal
 from ...manager.ports import ServerKey
-from ...protocol import ACCESS_WITHDRAWN, BAD_REQUEST, NOT_FOUND
+from ...protocol import Channel
 from .base import APIHandler
 from .sessions import SESSION
 
@@ -25,54 +24,45 @@ CELL = DOCUMENT + r"/cells/(?P<cell_id>[^/]+)"
 
 
 class _Channel:
-    """The upstream room, failing the way the document client and the API understand."""
+    """The upstream room, failing the way the document client and the API understand:
+    a room that closed for a reason says it with the API's error
+    (:func:`~hub_rtc.manager.documents.place.closed`)."""
 
-    def __init__(self, room: RoomChannel, path: str) -> None:
+    def __init__(self, room: Channel, path: str) -> None:
         self.room = room
         self.path = path
 
-    async def send(self, message: bytes) -> None:
+    async def send(self, frame: bytes) -> None:
         try:
-            await self.room.send(message)
+            await self.room.send(frame)
         except RoomClosed:
             raise self._closed() from None
 
     async def recv(self) -> bytes | None:
         message = await self.room.recv()
-        if message is None and self.room.close_code in CLOSE_ERRORS:
-            raise self._closed()
+        if message is None:
+            error = closed(self.room.close_code, self.room.close_reason, self.path)
+            if error is not None:
+                raise error
         return message
 
     def _closed(self) -> Exception:
         code, reason = self.room.close_code, self.room.close_reason or ""
-        make = CLOSE_ERRORS.get(code)
-        if make is None:
+        error = closed(code, reason, self.path)
+        if error is None:
             return RoomGone(f"the room closed the connection ({code} {reason})".strip())
-        return make(self.path, reason)
+        return error
 
-    def close(self) -> None:
-        self.room.close()
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        self.room.close(code, reason)
 
+    @property
+    def close_code(self) -> int | None:
+        return self.room.close_code
 
-#: how jupyter-collaboration and the guarded room say why they closed a room socket
-CLOSE_ERRORS: dict[int | None, Callable[[str, str], Exception]] = {
-    NOT_FOUND: lambda path, _: NotFound(f"no notebook {path!r} on the session's server"),
-    ACCESS_WITHDRAWN: lambda path, why: Forbidden(f"the shared server withdrew access to {path!r} ({why})"),
-    BAD_REQUEST: lambda path, why: Invalid(f"the shared server refused a message for {path!r} ({why})"),
-    1003: lambda path, why: Conflict(f"the shared server reset its session of {path!r}; "
-                                     f"try again ({why})"),
-}
-
-
-def _refusal(e: UpstreamError, path: str, user: str) -> RTCError:
-    if e.status == 403:
-        return Forbidden(f"the shared server did not let {user} open {path!r}: {e.message}")
-    if e.status == 404:
-        return NotFound(f"no notebook {path!r} on the session's server")
-    if e.transient:
-        return Unavailable(f"the session's server cannot be reached right now ({e.status}: "
-                           f"{e.message}); start it, or try again in a moment")
-    return Unavailable(f"the session's server answered {e.status} opening {path!r}: {e.message}")
+    @property
+    def close_reason(self) -> str | None:
+        return self.room.close_reason
 
 
 def room_opener(upstream: Upstream) -> RoomOpener:
@@ -82,7 +72,7 @@ def room_opener(upstream: Upstream) -> RoomOpener:
         try:
             room = await upstream.open_room(ServerRef(*server), path, as_user=as_user)
         except UpstreamError as e:
-            raise _refusal(e, path, as_user) from None
+            raise refusal(e, path, as_user) from None
         return _Channel(room, path)
 
     return open_room

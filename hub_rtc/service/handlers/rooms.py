@@ -1,10 +1,11 @@
 """/sessions/{id}/rooms/{path}: the relay websocket, y-sync both ways.
 
-Authenticate the caller with the hub, check they may read the session (403 and
-404 come back as HTTP answers, before anything connects), open the document's
-room on the session's server as the caller, then let :class:`hub_rtc.relay.Relay`
-carry frames.  One upstream connection per client: the guarded room enforces
-rights per connection (see docs/architecture.md).
+Authenticate the caller with the hub, find the document's place (the domain's
+:func:`~hub_rtc.manager.documents.place.place`: 403, 404, 409 and 422 come back
+as HTTP answers, before anything connects), open its room on the session's
+server as the caller, then let :class:`hub_rtc.relay.Relay` carry frames.  One
+upstream connection per client: the guarded room enforces rights per connection
+(see docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from tornado.websocket import WebSocketHandler
 from ...adapters.upstream import ServerRef, Upstream, UpstreamError
 from ...manager import Actor
 from ...manager.actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE
-from ...manager.errors import Forbidden, NotFound, RTCError, Unavailable
+from ...manager.documents.place import Place, refusal
+from ...manager.errors import Forbidden
 from ...relay import Closing, ConnectError, Link, Relay, RelayLimits, codes
-from ...relay.place import RoomPlace, locate
-from .base import APIHandler, log
+from .base import APIHandler
 from .sessions import SESSION
 
 
@@ -58,8 +59,8 @@ class RoomRelayHandler(APIHandler, WebSocketHandler):
     async def get(self, session_id: str, path: str) -> None:  # type: ignore[override]
         actor = await self.actor(None)
         read_only = _read_only(actor)
-        session = await self.manager.sessions.get(actor, session_id)
-        place = locate(session, path, self.get_argument("type", None))
+        place = await self.manager.documents.place(actor, session_id, path, relayed=True,
+                                                   doc_type=self.get_argument("type", None))
         self._link = await self._open_first(actor, place, read_only)
         self._name = f"{actor.name}@{session_id}/{place.path}"
         self._reconnect = lambda: self._open_again(actor, place, read_only)
@@ -67,19 +68,19 @@ class RoomRelayHandler(APIHandler, WebSocketHandler):
         if self.ws_connection is None and self._link is not None:  # not a websocket request
             self._link.close()
 
-    async def _open_room(self, actor: Actor, place: RoomPlace, read_only: bool) -> Link:
+    async def _open_room(self, actor: Actor, place: Place, read_only: bool) -> Link:
         return await self.upstream.open_room(ServerRef(*place.server), place.server_path,
                                              as_user=actor.name, doc_type=place.doc_type,
                                              read_only=read_only)
 
-    async def _open_first(self, actor: Actor, place: RoomPlace, read_only: bool) -> Link:
+    async def _open_first(self, actor: Actor, place: Place, read_only: bool) -> Link:
         """The first connection: every refusal an HTTP answer, before the upgrade."""
         try:
             return await self._open_room(actor, place, read_only)
         except UpstreamError as e:
-            raise _refusal(e, place) from None
+            raise refusal(e, place.server_path, actor.name, place.doc_type) from None
 
-    async def _open_again(self, actor: Actor, place: RoomPlace, read_only: bool) -> Link:
+    async def _open_again(self, actor: Actor, place: Place, read_only: bool) -> Link:
         try:
             return await self._open_room(actor, place, read_only)
         except UpstreamError as e:
@@ -117,19 +118,6 @@ def _read_only(actor: Actor) -> bool:
         return True
     raise Forbidden(f"this token lacks the {SCOPE_DOCUMENTS_READ} scope (or "
                     f"{SCOPE_DOCUMENTS_WRITE}, to edit)")
-
-
-def _refusal(e: UpstreamError, place: RoomPlace) -> RTCError:
-    """The HTTP answer for a room the shared server would not open."""
-    if e.status in (401, 403):
-        return Forbidden(f"the shared server refused {place.path!r}: {e.message}")
-    if e.status == 404:
-        return NotFound(f"no document {place.path!r} in the session's folder")
-    if e.transient:
-        return Unavailable(f"the session's server cannot be reached now: {e.message}")
-    log.warning("relay: the shared server answered %d for %s: %s", e.status, place.server_path,
-                e.message)
-    return Unavailable(f"the shared server could not open {place.path!r} ({e.status})")
 
 
 default_handlers = [

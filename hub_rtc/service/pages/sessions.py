@@ -8,9 +8,12 @@ from typing import Any
 from tornado import web
 
 from ...adapters.probe import notebook_probe
-from ...decision.roles import GRANTABLE_ROLES
+from ...decision import PRINCIPAL_KINDS as KINDS
+from ...decision import may_manage
+from ...decision.grants import grantable_roles
 from ...manager import RTCError
 from ...manager.access.cells import Found, NotebookProbe
+from ...manager.documents.place import on_server
 from ...manager.ports import ServerKey
 from .base import FormError, PageHandler, field_errors
 from .notebooks import Notebook, session_notebooks
@@ -19,7 +22,6 @@ SESSION = r"/sessions/(?P<session_id>[0-9a-zA-Z]+)"
 NEW_FIELDS = ("title", "host", "root", "course", "members", "expires_at")
 #: blank member rows the forms offer (no script needed to add more)
 MEMBER_ROWS = 5
-KINDS = ("user", "team", "group")
 #: refusals about whom a session names, shown beside the members
 MEMBER_HINTS = ("no hub user", "no team", "no hub group", "role", "member", "listed twice", "owns the")
 #: notebooks outside the page's list the page reads to tell whether their rules apply
@@ -93,7 +95,7 @@ class NewSessionPage(PageHandler):
         await self.render_page(
             "new_session.html", status=status, values=values, errors=errors,
             rows=rows[:MEMBER_ROWS], kinds=KINDS, policy=policy,
-            roles=[r for r in GRANTABLE_ROLES if r in policy.grantable_roles or actor.is_admin],
+            roles=grantable_roles(actor.is_admin, policy.decision_view()),
             courses=sorted(actor.groups & policy.courses()),
             teams=[t["name"] for t in await self.manager.teams.list(actor)],
         )
@@ -110,7 +112,7 @@ class SessionPage(PageHandler):
                    values: dict[str, Any] | None = None) -> None:
         actor = await self.viewer()
         session = await self.manager.sessions.get(actor, session_id)
-        manage = session["my_role"] in ("owner", "manager") or actor.is_admin
+        manage = may_manage(session["my_role"], actor.is_admin)
         notebooks, reading = await self._notebooks(session, actor.name, manage)
         all_rules = await self.manager.cells.rules(actor, session_id)
         rules = {(r["path"], r["cell_id"]): r for r in all_rules}
@@ -125,7 +127,7 @@ class SessionPage(PageHandler):
             rules=rules, unapplied=unapplied, summary=summary, errors=errors,
             values=values or {}, kinds=KINDS,
             pending=self.manager.hosting.unconfirmed.of(session_id).pending,
-            roles=[r for r in GRANTABLE_ROLES if r in policy.grantable_roles or actor.is_admin],
+            roles=grantable_roles(actor.is_admin, policy.decision_view()),
             writers=[m for m in session["members"] if m["kind"] in ("user", "team")],
         )
 
@@ -133,8 +135,7 @@ class SessionPage(PageHandler):
                          notebooks: list[Notebook]) -> list[dict[str, Any]]:
         """The rules that protect no cell now, each with why: from the notebooks listed,
         else read from the server (a few notebooks at most)."""
-        root = session["root"].strip("/")
-        listed = {"/".join(p for p in (root, nb.path) if p): frozenset(c.id for c in nb.cells)
+        listed = {on_server(session["root"], nb.path): frozenset(c.id for c in nb.cells)
                   for nb in notebooks if not nb.error}
         probe = _remembering(notebook_probe(self.settings["upstream"]), listed)
         out = []
