@@ -22,48 +22,51 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import shutil
-import signal
-import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
 
-from pycrdt import Array, Doc, Text, create_sync_message, create_update_message
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.httpclient import HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from bench_room import (  # noqa: E402
+from harness import (  # noqa: E402
     CELLS,
-    KEYS,
+    EDITOR,
     NOTEBOOK,
-    ROOT,
     cpu_seconds,
+    create_notebooks,
     host_session,
-    notebook_json,
+    hub_config,
+    interleaved,
+    local_hub,
+    median,
+    met,
     one,
+    options,
     percentile,
     processes,
+    proxy_pid,
     quiet,
+    retried,
+    round_trips,
     rss_kib,
-    shutdown,
+    send_burst,
+    start_servers,
 )
 
-from hub_rtc.guard.frames import client_receive_sync  # noqa: E402
 from hub_rtc.localhub import LocalHub  # noqa: E402
+from tests.integration.yclient import YClient, notebook_socket  # noqa: E402
 
-OWNER, EDITOR = "olive", "ed"
+OWNER = "olive"
 MODES = ("direct", "relayed")
-UPDATE = b"\x00\x02"
+#: tornado's limit on one incoming message, raised above its 10 MiB default
+MAX_MESSAGE = 1 << 28
 
 
 # -- the hub -------------------------------------------------------------------
@@ -72,7 +75,6 @@ UPDATE = b"\x00\x02"
 class Bench:
     def __init__(self, hub: LocalHub) -> None:
         self.hub = hub
-        self.home = hub.workdir / "home"
         self.tokens = {name: hub.user_token(name) for name in (OWNER, EDITOR)}
         self.session_id = ""
         self.server_pid = 0
@@ -80,21 +82,11 @@ class Bench:
         self.proxy_pid = 0
 
     def start(self, timeout: float = 90) -> None:
-        self.hub.api("POST", f"/hub/api/users/{OWNER}/server")
         deadline = time.monotonic() + timeout
-        while not ((self.hub.api("GET", f"/hub/api/users/{OWNER}")[1] or {}).get("servers") or {}
-                   ).get("", {}).get("ready"):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{OWNER}'s server not ready in {timeout}s")
-            time.sleep(0.3)
-        self.server_pid = one(processes(self.home / OWNER, "jupyterhub.singleuser"), "server")
+        self.server_pid = start_servers(self.hub, (OWNER,), timeout)[OWNER]
         self.service_pid = one(processes(self.hub.workdir, "hub_rtc serve"), "service")
-        self.proxy_pid = one(processes(self.hub.workdir, "configurable-http-proxy"), "proxy")
-        for path, body in ((f"api/contents/{ROOT}", {"type": "directory"}),
-                           (f"api/contents/{NOTEBOOK}",
-                            {"type": "notebook", "format": "json", "content": notebook_json()})):
-            status, reply = self.hub.api("PUT", f"/user/{OWNER}/{path}", body, self.tokens[OWNER])
-            assert status in (200, 201), (status, reply)
+        self.proxy_pid = proxy_pid(self.hub)
+        create_notebooks(self.hub, OWNER, self.tokens[OWNER], [NOTEBOOK])
         self.session_id = host_session(self.hub, self.tokens[OWNER], deadline)
 
     @property
@@ -105,160 +97,47 @@ class Bench:
 # -- clients ---------------------------------------------------------------------
 
 
-class Client:
-    """One of ed's room clients: keeps a synced replica (if it types) and counts
-    the document updates it receives, so waits end on the frame that satisfies them."""
-
-    def __init__(self, ws: WebSocketClientConnection, replica: bool) -> None:
-        self.ws = ws
-        self.doc: Doc | None = Doc() if replica else None
-        self.updates = 0
-        self.synced = asyncio.get_running_loop().create_future()
-        self._waits: list[tuple[int, asyncio.Future[None]]] = []
-        self._reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            message = await self.ws.read_message()
-            if message is None:
-                for _, future in self._waits:
-                    if not future.done():
-                        future.set_exception(ConnectionError(f"closed: {self.ws.close_code}"))
-                return
-            assert isinstance(message, bytes)
-            if message[:2] == UPDATE:
-                self.updates += 1
-                if self._waits:
-                    self._wake()
-            if message[0] == 0 and self.doc is not None:
-                reply, synced = client_receive_sync(message, self.doc)
-                if reply is not None:
-                    self.ws.write_message(reply, binary=True)
-                if synced and not self.synced.done():
-                    self.synced.set_result(None)
-            elif message[:2] == b"\x00\x01" and not self.synced.done():
-                self.synced.set_result(None)  # a reader needs no replica: its first step 2 will do
-
-    def _wake(self) -> None:
-        still = []
-        for count, future in self._waits:
-            if self.updates >= count and not future.done():
-                future.set_result(None)
-            elif not future.done():
-                still.append((count, future))
-        self._waits = still
-
-    def seen(self, count: int) -> asyncio.Future[None]:
-        """Done once this client has received ``count`` updates in all."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if self.updates >= count:
-            future.set_result(None)
-        else:
-            self._waits.append((count, future))
-        return future
-
-    async def hello(self) -> None:
-        doc = self.doc if self.doc is not None else Doc()
-        await self.ws.write_message(create_sync_message(doc), binary=True)
-
-    async def type(self, text: Text, key: str) -> None:
-        """One insertion, one update frame."""
-        assert self.doc is not None
-        updates: list[bytes] = []
-        subscription = self.doc.observe(lambda event: updates.append(event.update))
-        text += key
-        self.doc.unobserve(subscription)
-        for update in updates:
-            await self.ws.write_message(create_update_message(update), binary=True)
-
-    def source(self, cell: str) -> Text:
-        assert self.doc is not None
-        for item in self.doc.get("cells", type=Array):
-            if item.get("id") == cell:
-                text = item["source"]
-                assert isinstance(text, Text)
-                return text
-        raise KeyError(cell)
-
-    def close(self) -> None:
-        self.ws.close()
-        stream = getattr(self.ws.protocol, "stream", None)
-        if stream is not None:
-            stream.close()
-        self._reader.cancel()
-
-
 async def open_direct(bench: Bench) -> WebSocketClientConnection:
-    auth = {"Authorization": f"token {bench.tokens[EDITOR]}"}
-    response = await AsyncHTTPClient().fetch(HTTPRequest(
-        f"{bench.hub.url}/user/{OWNER}/api/collaboration/session/{quote(NOTEBOOK)}", method="PUT",
-        body=json.dumps({"format": "json", "type": "notebook"}), headers=auth))
-    session = json.loads(response.body)
-    url = (bench.hub.url.replace("http", "ws", 1) + f"/user/{OWNER}/api/collaboration/room/"
-           f"json:notebook:{session['fileId']}?sessionId={session['sessionId']}")
-    return await websocket_connect(HTTPRequest(url, headers=auth), max_message_size=1 << 28)
+    return await notebook_socket(bench.hub.url, OWNER, NOTEBOOK, bench.tokens[EDITOR], MAX_MESSAGE)
 
 
 async def open_relayed(bench: Bench) -> WebSocketClientConnection:
     url = (bench.hub.url.replace("http", "ws", 1)
            + f"/services/rtc/api/v1/sessions/{bench.session_id}/rooms/nb.ipynb")
     return await websocket_connect(HTTPRequest(url, headers={
-        "Authorization": f"token {bench.tokens[EDITOR]}"}), max_message_size=1 << 28)
+        "Authorization": f"token {bench.tokens[EDITOR]}"}), max_message_size=MAX_MESSAGE)
 
 
 OPENERS: dict[str, Callable[[Bench], Awaitable[WebSocketClientConnection]]] = {
     "direct": open_direct, "relayed": open_relayed}
 
 
-async def connect(bench: Bench, mode: str, n: int, timeout: float = 120) -> list[Client]:
-    """``n`` synced clients; the first keeps a replica to type into."""
-    clients: list[Client] = []
+async def connect(bench: Bench, mode: str, n: int, timeout: float = 120) -> list[YClient]:
+    """``n`` synced clients of ed's; the first keeps a replica to type into, the others
+    only count the updates they receive."""
+    clients: list[YClient] = []
     for i in range(0, n, 10):  # ten at a time: the server opens sessions one by one anyway
-        sockets = await asyncio.gather(*(retry(lambda: OPENERS[mode](bench))
+        sockets = await asyncio.gather(*(retried(lambda: OPENERS[mode](bench), timeout=15)
                                          for _ in range(i, min(n, i + 10))))
-        clients += [Client(ws, replica=(i + k == 0)) for k, ws in enumerate(sockets)]
+        clients += [YClient(ws, replica=(i + k == 0)) for k, ws in enumerate(sockets)]
     for client in clients:
         await client.hello()
-    await asyncio.wait_for(asyncio.gather(*(c.synced for c in clients)), timeout)
+    await asyncio.wait_for(asyncio.gather(*(c.synced.wait() for c in clients)), timeout)
     return clients
-
-
-async def retry(open_one: Callable[[], Awaitable[WebSocketClientConnection]], tries: int = 20,
-                ) -> WebSocketClientConnection:
-    """The hub's share for ed may take a moment after the session is created."""
-    for attempt in range(tries):
-        try:
-            return await open_one()
-        except HTTPClientError:
-            if attempt == tries - 1:
-                raise
-            await asyncio.sleep(0.5)
-    raise AssertionError("unreachable")
 
 
 # -- measures ------------------------------------------------------------------
 
 
-async def throughput(tx: Client, rx: Client, cell: str, edits: int) -> float:
-    text = tx.source(cell)
-    arrived = rx.seen(rx.updates + edits)
-    start = time.perf_counter()
-    for n in range(edits):
-        await tx.type(text, KEYS[n % len(KEYS)])
-    await asyncio.wait_for(arrived, 300)
-    return edits / (time.perf_counter() - start)
+async def throughput(tx: YClient, rx: YClient, cell: str, edits: int) -> float:
+    """Edits/s from the first send until ``rx`` has received all of them."""
+    elapsed = await send_burst(tx, tx.text(cell), edits, rx.seen(rx.updates + edits), 300)
+    return edits / elapsed
 
 
-async def latencies(tx: Client, rx: Client, cell: str, edits: int) -> list[float]:
-    text = tx.source(cell)
-    out = []
-    for n in range(edits):
-        arrived = rx.seen(rx.updates + 1)
-        start = time.perf_counter()
-        await tx.type(text, KEYS[n % len(KEYS)])
-        await asyncio.wait_for(arrived, 30)
-        out.append((time.perf_counter() - start) * 1000)
-    return out
+async def latencies(tx: YClient, rx: YClient, cell: str, edits: int) -> list[float]:
+    """Milliseconds from each single edit until ``rx`` has received it."""
+    return await round_trips(tx, tx.text(cell), edits, lambda: rx.seen(rx.updates + 1))
 
 
 @dataclass
@@ -314,7 +193,7 @@ async def run(bench: Bench, args: argparse.Namespace,
     for r in range(args.rounds):
         for k, n in enumerate(args.clients):
             cells = (free[(6 * r + 2 * k) % CELLS], free[(6 * r + 2 * k + 1) % CELLS])
-            for mode in MODES if r % 2 == 0 else MODES[::-1]:
+            for mode in interleaved(r, MODES):
                 await measure(bench, mode, n, args, cells, samples[n, mode], memory[n])
             d, rl = samples[n, "direct"], samples[n, "relayed"]
             print(f"  round {r + 1}/{args.rounds}, {n} clients: direct {d.rate[-1]:,.0f} vs relayed "
@@ -324,10 +203,6 @@ async def run(bench: Bench, args: argparse.Namespace,
 
 
 # -- report ----------------------------------------------------------------------
-
-
-def med(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
 
 
 def report(args: argparse.Namespace, samples: dict[tuple[int, str], Samples],
@@ -344,21 +219,20 @@ def report(args: argparse.Namespace, samples: dict[tuple[int, str], Samples],
     aims = []
     for n in args.clients:
         d, r = samples[n, "direct"], samples[n, "relayed"]
-        ratio = med(r.rate) / med(d.rate)
-        dp50, dp99 = med(r.p50) - med(d.p50), med(r.p99) - med(d.p99)
-        print(f"  {n:>7}  {med(d.rate):>10,.0f} {med(r.rate):>10,.0f} {ratio:>5.2f}x   "
-              f"{med(d.p50):>6.2f}/{med(r.p50):<6.2f} {dp50:>+7.2f}   "
-              f"{med(d.p99):>6.2f}/{med(r.p99):<6.2f} {dp99:>+7.2f}   "
-              f"{med(r.service_cpu) * 1e6:>11.0f} "
-              f"{med(d.proxy_cpu) * 1e6:>6.0f}/{med(r.proxy_cpu) * 1e6:<6.0f}")
-        aims.append(f"{n}: {ratio:.2f}x {'met' if ratio >= 0.8 else 'MISSED'}, "
-                    f"+{dp50:.2f} ms {'met' if dp50 < 1.0 else 'MISSED'}")
+        ratio = median(r.rate) / median(d.rate)
+        dp50, dp99 = median(r.p50) - median(d.p50), median(r.p99) - median(d.p99)
+        print(f"  {n:>7}  {median(d.rate):>10,.0f} {median(r.rate):>10,.0f} {ratio:>5.2f}x   "
+              f"{median(d.p50):>6.2f}/{median(r.p50):<6.2f} {dp50:>+7.2f}   "
+              f"{median(d.p99):>6.2f}/{median(r.p99):<6.2f} {dp99:>+7.2f}   "
+              f"{median(r.service_cpu) * 1e6:>11.0f} "
+              f"{median(d.proxy_cpu) * 1e6:>6.0f}/{median(r.proxy_cpu) * 1e6:<6.0f}")
+        aims.append(f"{n}: {ratio:.2f}x {met(ratio >= 0.8)}, +{dp50:.2f} ms {met(dp50 < 1.0)}")
     print("  (svc µs/edit: the service's CPU per edit while relaying to every client; proxy: "
           "configurable-http-proxy's, direct/relayed)")
     for n in args.clients:
         m = memory[n]
-        print(f"  memory with {n:>3} relayed clients: service {med(m.service):6.1f} KiB RSS per client; "
-              f"server {med(m.server):6.1f} KiB RSS per upstream connection")
+        print(f"  memory with {n:>3} relayed clients: service {median(m.service):6.1f} KiB RSS per client; "
+              f"server {median(m.server):6.1f} KiB RSS per upstream connection")
     print(f"  aim (relayed >= 0.8x direct throughput, < 1 ms added at p50): {'; '.join(aims)}")
 
 
@@ -373,37 +247,16 @@ def main() -> None:
                         help="client counts on the room (1 10 100)")
     parser.add_argument("--route", choices=["proxy", "direct"], default="proxy",
                         help="c.RTCService.relay_route: how the relay reaches the server (proxy)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: " + ", ".join(f"{k} {v}" for k, v in quick.items()))
-    args = parser.parse_args()
-    for name, value in (quick if args.quick else full).items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    workdir = Path(tempfile.mkdtemp(prefix="bench_relay-"))
-    extra = f"c.SimpleLocalProcessSpawner.home_dir_template = {str(workdir / 'home')!r} + '/{{username}}'\n"
-    extra += f"c.RTCService.relay_route = {args.route!r}\n"
-    hub = LocalHub(workdir, extra_config=extra, manage_hub_access=True)
-    bench: Bench | None = None
-    try:
-        hub.start()
+    args = options(parser, full, quick)
+
+    def config(workdir: Path) -> str:
+        return hub_config(workdir) + f"c.RTCService.relay_route = {args.route!r}\n"
+
+    with local_hub("bench_relay-", config, (OWNER,)) as hub:
         bench = Bench(hub)
         bench.start()
         samples, memory = asyncio.run(run(bench, args))
         report(args, samples, memory)
-    except Exception:
-        log = workdir / "hub.log"
-        if log.exists():
-            print(f"--- last lines of {log}:\n{log.read_text(errors='replace')[-4000:]}", file=sys.stderr)
-        raise
-    finally:
-        if bench is not None and hub.process is not None and hub.process.poll() is None:
-            try:
-                hub.api("DELETE", f"/hub/api/users/{OWNER}/server")
-            except OSError:
-                pass
-        shutdown(hub, None)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
