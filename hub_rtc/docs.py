@@ -1,7 +1,10 @@
-"""Docs generated from code, so they cannot drift: the config reference."""
+"""Docs generated from code, so they cannot drift: the config reference (from the
+traits) and the REST API reference (from the OpenAPI spec)."""
 
 from __future__ import annotations
 
+import json
+import re
 from inspect import cleandoc
 from typing import Any
 
@@ -83,3 +86,218 @@ def _trait_entry(owner: str, name: str, trait: Any, dynamic: bool) -> str:
     default = "computed at start-up (see below)" if dynamic else f"`{trait.default_value_repr()}`"
     help_text = cleandoc(trait.help) if trait.help else ""
     return f"### `c.{owner}.{name}`\n\n{kind}, default {default}\n\n{help_text}\n\n"
+
+
+# -- the REST API reference, from the OpenAPI spec ---------------------------------------------
+
+API_HEADER = """# REST API reference
+
+Generated from [openapi.yaml](openapi.yaml), the contract the service's tests
+hold it to, every time these docs are built: what this page says is what the
+spec says. The [REST API guide](api.md) explains how to use it.
+
+"""
+
+_METHODS = ("get", "put", "post", "patch", "delete")
+_LIMITS = {
+    "minLength": "length ≥ {}",
+    "maxLength": "length ≤ {}",
+    "minimum": "≥ {}",
+    "maximum": "≤ {}",
+    "minItems": "items ≥ {}",
+    "maxItems": "items ≤ {}",
+    "minProperties": "entries ≥ {}",
+    "maxProperties": "entries ≤ {}",
+    "pattern": "matches `{}`",
+    "default": "default `{}`",
+}
+
+
+def openapi_reference(spec: dict[str, Any]) -> str:
+    """The spec as a MyST page: every operation, then every schema it names."""
+    parts = [API_HEADER, f"{cleandoc(spec['info'].get('description', ''))}\n\n"]
+    parts.append(f"Base URL: `{spec['servers'][0]['url']}`.\n\n")
+    parts.append(_operations_list(spec))
+    parts.append("## Operations\n\n")
+    for path, method, operation in _operations(spec):
+        parts.append(_operation_entry(spec, path, method, operation))
+    parts.append("## Schemas\n\n")
+    for name, schema in spec["components"]["schemas"].items():
+        parts.append(_schema_entry(spec, name, schema))
+    return "".join(parts)
+
+
+def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, item[method])
+        for path, item in spec["paths"].items()
+        for method in _METHODS
+        if method in item
+    ]
+
+
+def _operations_list(spec: dict[str, Any]) -> str:
+    """An overview, one line per operation (a list: long paths do not fit a table)."""
+    lines = []
+    for path, method, operation in _operations(spec):
+        title = f"[`{method.upper()} {path}`](#{_op_label(method, path)})"
+        lines.append(f"- {title}: {_cell(operation['summary'])}; scope {_scope(operation)}")
+    return "\n".join(lines) + "\n\n"
+
+
+def _op_label(method: str, path: str) -> str:
+    """A Sphinx label per operation (`{...}` and `/` are not allowed in one)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", path.lower()).strip("-") or "root"
+    return f"api-{method}-{slug}"
+
+
+def _schema_label(name: str) -> str:
+    return f"api-schema-{name}".lower()
+
+
+def _scope(operation: dict[str, Any]) -> str:
+    if operation.get("security") == []:
+        return "none (no credentials needed)"
+    scope = operation.get("x-scope")
+    return f"`{scope}`" if scope else "any token of a hub user"
+
+
+def _operation_entry(spec: dict[str, Any], path: str, method: str, operation: dict[str, Any]) -> str:
+    parts = [f"({_op_label(method, path)})=\n### `{method.upper()} {path}`\n\n"]
+    parts.append(f"{_sentence(operation['summary'])}\n\n")
+    if operation.get("description"):
+        parts.append(f"{cleandoc(operation['description'])}\n\n")
+    parts.append(f"Scope: {_scope(operation)}.\n\n")
+    parameters = spec["paths"][path].get("parameters", []) + operation.get("parameters", [])
+    if parameters:
+        parts.append(_parameters_table(spec, parameters))
+    if "requestBody" in operation:
+        parts.append(f"Request body: {_body(operation['requestBody'])}.\n\n")
+    parts.append(_responses_table(spec, operation["responses"]))
+    return "".join(parts)
+
+
+def _parameters_table(spec: dict[str, Any], parameters: list[dict[str, Any]]) -> str:
+    rows = ["| parameter | in | type | description |", "|---|---|---|---|"]
+    for parameter in (_resolve(spec, p) for p in parameters):
+        required = "" if parameter.get("required") else " (optional)"
+        schema = parameter.get("schema", {})
+        description = _cell(parameter.get("description", ""), _limits(schema))
+        rows.append(
+            f"| `{parameter['name']}`{required} | {parameter['in']} | {_type(schema)} | {description} |"
+        )
+    return "\n".join(rows) + "\n\n"
+
+
+def _responses_table(spec: dict[str, Any], responses: dict[str, Any]) -> str:
+    rows = ["| status | when | body |", "|---|---|---|"]
+    for status, response in responses.items():
+        response = _resolve(spec, response)
+        rows.append(f"| {status} | {_cell(response.get('description', ''))} | {_body(response)} |")
+    return "\n".join(rows) + "\n\n"
+
+
+def _body(holder: dict[str, Any]) -> str:
+    """The type of a request or response body, with its media type when not JSON."""
+    content = holder.get("content", {})
+    if not content:
+        return "none"
+    media, entry = next(iter(content.items()))
+    kind = _type(entry.get("schema", {}))
+    return kind if media == "application/json" else f"{kind} (`{media}`)"
+
+
+def _schema_entry(spec: dict[str, Any], name: str, schema: dict[str, Any]) -> str:
+    parts = [f"({_schema_label(name)})=\n### `{name}`\n\n"]
+    if schema.get("description"):
+        parts.append(f"{cleandoc(schema['description'])}\n\n")
+    wholes = [s for s in schema.get("allOf", []) if "$ref" in s]
+    if wholes:
+        parts.append(f"Everything in {' and '.join(_type(s) for s in wholes)}, and:\n\n")
+    own = [schema] + [s for s in schema.get("allOf", []) if "$ref" not in s]
+    properties = {k: v for part in own for k, v in part.get("properties", {}).items()}
+    required = {k for part in own for k in part.get("required", [])}
+    if properties:
+        parts.append(_properties_table(properties, required))
+    elif not wholes:
+        parts.append(f"Type: {_type(schema)}{_limits_sentence(schema)}.\n\n")
+    return "".join(parts)
+
+
+def _properties_table(properties: dict[str, Any], required: set[str]) -> str:
+    rows = ["| field | type | description |", "|---|---|---|"]
+    for field, schema in properties.items():
+        optional = "" if field in required else " (optional)"
+        description = _cell(schema.get("description", ""), _limits(schema))
+        rows.append(f"| `{field}`{optional} | {_type(schema)} | {description} |")
+    return "\n".join(rows) + "\n\n"
+
+
+def _type(schema: dict[str, Any]) -> str:
+    """A schema as a short phrase: named schemas are links, the rest spelled out."""
+    if "$ref" in schema:
+        # "#/components/schemas/Name", or deeper: "…/Name/properties/field"
+        name, *inside = schema["$ref"].removeprefix("#/components/schemas/").split("/")
+        shown = ".".join([name, *inside[1::2]])
+        return f"[`{shown}`](#{_schema_label(name)})"
+    if "const" in schema:
+        return f"`{json.dumps(schema['const'])}`"
+    if "enum" in schema:
+        return "one of " + ", ".join(f"`{_value(v)}`" for v in schema["enum"])
+    for keyword, joiner in (("oneOf", " or "), ("anyOf", " or "), ("allOf", " and ")):
+        if keyword in schema:
+            return joiner.join(_type(s) for s in schema[keyword])
+    kinds = schema.get("type", "any")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    return " or ".join(_one_type(kind, schema) for kind in kinds)
+
+
+def _one_type(kind: str, schema: dict[str, Any]) -> str:
+    if kind == "array":
+        return f"array of {_type(schema.get('items', {}))}"
+    if kind == "object" and schema.get("properties"):
+        fields = ", ".join(f"`{k}` ({_type(v)})" for k, v in schema["properties"].items())
+        return f"object with {fields}"
+    if kind == "object" and isinstance(schema.get("additionalProperties"), dict):
+        return f"object of {_type(schema['additionalProperties'])}"
+    if "format" in schema:
+        return f"{kind} ({schema['format']})"
+    return kind
+
+
+def _limits(schema: dict[str, Any]) -> list[str]:
+    return [text.format(_value(schema[key])) for key, text in _LIMITS.items() if key in schema]
+
+
+def _value(value: Any) -> str:
+    """A value as the JSON a client sends (strings bare: they stand inside backticks)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _limits_sentence(schema: dict[str, Any]) -> str:
+    limits = _limits(schema)
+    return f"; {', '.join(limits)}" if limits else ""
+
+
+def _resolve(spec: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` (``#/components/...``) to what it names."""
+    if "$ref" not in item:
+        return item
+    target: Any = spec
+    for key in item["$ref"].removeprefix("#/").split("/"):
+        target = target[key]
+    return target
+
+
+def _cell(text: str, extra: list[str] | None = None) -> str:
+    """Text for one table cell: one line, pipes escaped, limits as a last sentence."""
+    words = " ".join(text.split())
+    if extra:
+        limits = ", ".join(extra)
+        words = _sentence(words) + " " + limits[:1].upper() + limits[1:] + "."
+    return words.strip().replace("|", "\\|")
+
+
+def _sentence(text: str) -> str:
+    """``text`` ending as a sentence does (empty stays empty)."""
+    return text if not text or text[-1] in ".!?" else f"{text}."

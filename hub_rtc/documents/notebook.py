@@ -12,7 +12,8 @@ The schema is jupyter_ydoc's ``YNotebook`` (document version 2.0.0)::
     state: Map   (the room's own bookkeeping: dirty, path, document_id; not notebook content)
 
 The document is never wrapped in ``YNotebook``: its UndoManager keeps every deleted
-item alive (see DESIGN.md).  Every edit here runs in one transaction and returns a
+item alive (docs/architecture.md, why the mirror is a plain Doc).  Every edit here
+runs in one transaction and returns a
 :class:`Change`: the update to send to the room, and what to look at afterwards to
 tell whether the room kept it.
 

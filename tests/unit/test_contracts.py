@@ -10,7 +10,7 @@ import yaml
 from openapi_spec_validator import validate
 from traitlets.config import Config
 
-from hub_rtc.docs import _classes, config_reference
+from hub_rtc.docs import _classes, config_reference, openapi_reference
 from hub_rtc.resources import dropin_path, load_dropin
 from hub_rtc.service.handlers import all_handlers
 from hub_rtc.service.spec import spec
@@ -58,6 +58,20 @@ def test_the_reference_says_where_each_class_is_set() -> None:
 
 def test_openapi_spec_is_valid() -> None:
     validate(yaml.safe_load((ROOT / "docs" / "openapi.yaml").read_text()))
+
+
+def test_the_api_reference_shows_every_operation_and_schema_with_working_links() -> None:
+    page = openapi_reference(spec())
+    headings = re.findall(r"^### `(.+)`$", page, flags=re.MULTILINE)
+    operations = [f"{method.upper()} {path}" for path, item in spec()["paths"].items()
+                  for method in set(item) - {"parameters"}]
+    assert sorted(headings) == sorted(operations + list(spec()["components"]["schemas"]))
+    labels = re.findall(r"^\((api-[a-z0-9-]+)\)=$", page, flags=re.MULTILINE)
+    assert len(set(labels)) == len(labels) == len(headings)
+    assert set(re.findall(r"\]\(#(api-[a-z0-9-]+)\)", page)) <= set(labels)
+    scopes = {op["x-scope"] for item in spec()["paths"].values()
+              for op in item.values() if isinstance(op, dict) and "x-scope" in op}
+    assert all(f"Scope: `{scope}`." in page for scope in scopes)
 
 
 def _route_to_spec(pattern: str) -> str:
