@@ -37,7 +37,7 @@ from .roles import (
     WriterKind,
 )
 from .server import Placed, ServerRights, server_rights, strongest_session
-from .standing import Standing, may_manage
+from .standing import Standing, may_manage, sees_activity_summary
 
 __all__ = [
     "ACTIONS",
@@ -66,6 +66,7 @@ __all__ = [
     "effective_role",
     "file_may",
     "may_manage",
+    "sees_activity_summary",
     "owner_access",
     "owns_server",
     "server_rights",

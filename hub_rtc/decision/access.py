@@ -132,3 +132,21 @@ class Access:
         if self.protected:
             return False, "this notebook has cells you may not change: edit it in the collaborative editor"
         return self.write, f"role {self.role} may not change files"
+
+
+def confined(access: Access) -> Access:
+    """What a user may do when the hub_rtc service acts for them: what their sessions
+    give, never more; the server's owner too gets no terminal and nothing outside a
+    session folder, and kernels started so never hold the server's token."""
+    if access.session_id is None:
+        return Access.none("the hub_rtc service acts for users only inside sessions")
+    return replace(access, terminal=False, server_owner=False)
+
+
+def relayed(access: Access, read_only: bool) -> Access:
+    """:func:`confined`, and no more than reading when the service says its caller's
+    token may only read documents: the service's word can narrow, never widen."""
+    access = confined(access)
+    if read_only:
+        access = replace(access, write=False, execute=False, manage=False)
+    return access

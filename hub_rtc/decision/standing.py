@@ -50,3 +50,9 @@ class Standing:
 def may_manage(role: str | None, admin: bool) -> bool:
     """:attr:`Standing.can_manage` for a role already in hand (a session's ``my_role``)."""
     return admin or manages(role)
+
+
+def sees_activity_summary(role: str | None, admin: bool) -> bool:
+    """Whether a session's page shows its per-member activity: to those who manage
+    it and to the instructors watching its course."""
+    return may_manage(role, admin) or role == "observer"

@@ -17,7 +17,6 @@ terminal, nothing outside a session's folder (see docs/security.md).
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -32,6 +31,7 @@ from tornado.websocket import WebSocketHandler
 from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
+from ..decision.access import relayed
 from ..decision.owner import owner_access, owns_server
 from ..protocol import ACCESS_WITHDRAWN, ON_BEHALF_HEADER, READ_ONLY_HEADER
 from .access import Access
@@ -79,24 +79,12 @@ def asserted_user(caller: dict[str, Any], raw_name: str, read_only: bool = False
                            "user_info": {}, VIA_SERVICE: caller.get("name"), READ_ONLY: read_only})
 
 
-def confined(access: Access) -> Access:
-    """What a user may do when the service acts for them: what their sessions give,
-    never more; the server's owner too gets no terminal and nothing outside a
-    session folder, and kernels started so never hold the server's token."""
-    if access.session_id is None:
-        return Access.none("the hub_rtc service acts for users only inside sessions")
-    return replace(access, terminal=False, server_owner=False)
-
-
 def narrowed(user: Any, access: Access) -> Access:
     """``access`` as it applies to ``user``: unchanged for anyone signed in themselves;
-    :func:`confined` (and read-only if the service said so) for a user it acts for."""
+    the decision's :func:`~hub_rtc.decision.access.relayed` for a user it acts for."""
     if not on_behalf(user):
         return access
-    access = confined(access)
-    if user.hub_user.get(READ_ONLY):
-        access = replace(access, write=False, execute=False, manage=False)
-    return access
+    return relayed(access, bool(user.hub_user.get(READ_ONLY)))
 
 
 class HubRTCAuthorizer(JupyterHubAuthorizer):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from hub_rtc.decision import Access, owner_access, owns_server
+from hub_rtc.decision.access import relayed
 from hub_rtc.decision.owner import OWNER
 
 
@@ -30,3 +31,14 @@ def test_the_owner_gets_everything_whatever_the_answer_says() -> None:
 def test_the_owner_keeps_everything_when_the_service_cannot_be_asked() -> None:
     mine = owner_access(Access.none("the hub_rtc service could not be reached"))
     assert mine == OWNER and mine.write and mine.terminal and mine.identity == {}
+
+
+def test_the_service_acting_for_a_user_gets_what_sessions_give_and_no_more() -> None:
+    member = Access(read=True, write=True, execute=True, terminal=True, manage=True,
+                    session_id="s1", server_owner=True)
+    got = relayed(member, read_only=False)
+    assert (got.read, got.write, got.execute, got.terminal, got.server_owner) == (
+        True, True, True, False, False)
+    reading = relayed(member, read_only=True)
+    assert (reading.read, reading.write, reading.execute, reading.manage) == (True, False, False, False)
+    assert not relayed(Access(read=True, write=True), read_only=False).read  # outside every session

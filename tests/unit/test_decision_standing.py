@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from hub_rtc.decision import Principal, Role, Standing, may_manage
+from hub_rtc.decision import Principal, Role, Standing, may_manage, sees_activity_summary
 
 ANA = Principal("ana")
 
@@ -25,3 +25,5 @@ def test_standing(role: Role | None, admin: bool, sees: bool, manages: bool, end
         sees, manages, ends, observes)
     assert standing.is_owner is (role == "owner")
     assert may_manage(role, admin) is manages
+    # the session page's activity summary: managers, owners, admins and watching instructors
+    assert sees_activity_summary(role, admin) is (manages or observes)

@@ -9,7 +9,7 @@ from tornado import web
 
 from ...adapters.probe import notebook_probe
 from ...decision import PRINCIPAL_KINDS as KINDS
-from ...decision import may_manage
+from ...decision import may_manage, sees_activity_summary
 from ...decision.grants import grantable_roles
 from ...manager import RTCError
 from ...manager.access.cells import Found, NotebookProbe
@@ -118,7 +118,7 @@ class SessionPage(PageHandler):
         rules = {(r["path"], r["cell_id"]): r for r in all_rules}
         unapplied = await self._unapplied(session, all_rules, notebooks) if manage else []
         summary = []
-        if manage or session["my_role"] == "observer":
+        if sees_activity_summary(session["my_role"], actor.is_admin):
             summary = await self.manager.activity.summary(actor, session_id)
         policy = self.manager.ctx.policy
         await self.render_page(
