@@ -7,9 +7,7 @@ from __future__ import annotations
 
 from ..policy import RTCPolicy
 from ..records import Database
-from .access.cells import Cells
 from .access.decisions import Decisions
-from .access.members import Members
 from .access.people import People
 from .access.principals import Principals
 from .activity.activity import Activity
@@ -26,6 +24,8 @@ from .hosting.servers import Servers
 from .hosting.shares import Shares
 from .notify import Invalidation, Notifier, NullNotifier
 from .ports import Hub, HubDirectory, HubHosting, HubUser, ServerState, StaticDirectory
+from .sessions.cells import Cells
+from .sessions.members import Members
 from .sessions.sessions import Sessions
 from .sessions.sweep import Sweeper
 from .sessions.teams import Teams

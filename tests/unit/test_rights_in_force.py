@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from hub_rtc.manager import HostingSettings, Invalidation, Manager, StaticDirectory
-from hub_rtc.manager.access.cells import Found, NotebookProbe, applied, notebook_path, repeated_root
 from hub_rtc.manager.errors import Invalid
 from hub_rtc.manager.notify import Enforcement, Outcome, PendingServer, Unconfirmed
 from hub_rtc.manager.ports import ServerKey
+from hub_rtc.manager.sessions.cells import Found, NotebookProbe, applied, notebook_path, repeated_root
 from hub_rtc.policy import RTCPolicy
 from hub_rtc.records import Database
 from hub_rtc.singleuser.access import Access

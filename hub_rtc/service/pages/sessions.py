@@ -12,9 +12,9 @@ from ...decision import PRINCIPAL_KINDS as KINDS
 from ...decision import may_manage, sees_activity_summary
 from ...decision.grants import grantable_roles
 from ...manager import RTCError
-from ...manager.access.cells import Found, NotebookProbe
 from ...manager.documents.place import on_server
 from ...manager.ports import ServerKey
+from ...manager.sessions.cells import Found, NotebookProbe
 from .base import FormError, PageHandler, field_errors
 from .notebooks import Notebook, session_notebooks
 

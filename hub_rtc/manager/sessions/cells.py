@@ -21,16 +21,16 @@ from sqlalchemy.orm import Session
 from ...decision import WRITER_KINDS
 from ...decision.grants import writers_refusal
 from ...records import CellRule, CellRuleWriter, RTCSession, User
+from ..access.people import People
+from ..access.principals import PrincipalKey, Principals, entry_kind
 from ..actor import Actor
 from ..errors import Invalid, NotFound
 from ..hosting.hosting import Hosting
 from ..notify import CELL_RULES_CHANGED, Enforcement
 from ..ports import ServerKey
-from ..sessions.sessions import Sessions
 from ..validate import folder
 from ..views import iso, writer_names
-from .people import People
-from .principals import PrincipalKey, Principals, entry_kind
+from .sessions import Sessions
 
 #: hosting states in which the session's server can be asked about its notebooks
 SERVING = ("ready", "unmanaged")

@@ -8,14 +8,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ...records import Grant, RTCSession, Team, User
+from ..access.people import People
+from ..access.principals import PrincipalKey, Principals, ResolvedGrant
 from ..actor import Actor
 from ..errors import NotFound
 from ..hosting.hosting import Hosting, audience
 from ..hosting.shares import Shares
 from ..notify import MEMBER_ADDED, MEMBER_REMOVED, ROLE_CHANGED, Enforcement
-from ..sessions.sessions import Sessions
-from .people import People
-from .principals import PrincipalKey, Principals, ResolvedGrant
+from .sessions import Sessions
 
 
 class Members:
