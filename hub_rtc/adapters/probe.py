@@ -2,7 +2,7 @@
 
 Both read as the hub user named (the service's on-behalf link):
 
-- :func:`notebook_probe`, the :data:`~hub_rtc.manager.sessions.cells.NotebookProbe`
+- :func:`notebook_probe`, the :data:`~hub_rtc.manager.ports.NotebookProbe`
   that checks a cell rule against the notebook it names.  The saved file is
   what the contents API returns: a cell added a moment ago may not be in it
   yet, which the answer then says.  A server that does not answer soon is
@@ -17,8 +17,7 @@ import asyncio
 from typing import Any
 from urllib.parse import quote
 
-from ..manager.ports import ServerKey
-from ..manager.sessions.cells import Found, NotebookProbe
+from ..manager.ports import Found, NotebookProbe, ServerKey
 from .upstream import ServerRef, Upstream
 
 #: how long a cell-rule change waits for the session's server to show the notebook

@@ -8,6 +8,7 @@
 - :mod:`.standing`: someone's standing in a session, for the service's operations;
 - :mod:`.creation`: who may create sessions, where, for how long, how many;
 - :mod:`.grants`: who may be named in a session, with which role, how many;
+- :mod:`.teams`: who may see and change a team;
 - :mod:`.roles`: the role table and the names (roles, actions, kinds) as types.
 """
 

@@ -11,7 +11,7 @@ extension's business.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Protocol
+from typing import Any, Final, Literal, Protocol
 
 from ..guard.rights import Rights
 
@@ -19,17 +19,25 @@ from ..guard.rights import Rights
 NOTEBOOK: Final = "notebook"
 
 
+#: What must hold: rights on a path, membership somewhere on this server,
+#: the terminal right, or nothing can make it allowed.
+Scope = Literal["path", "server", "terminal", "deny"]
+
+
 class Check(Protocol):
     """What one request needs to hold (the extension's ``Target``)."""
 
     @property
-    def scope(self) -> str: ...  # "path" | "server" | "terminal" | "deny"
+    def scope(self) -> Scope: ...
 
     @property
-    def action(self) -> str: ...  # "read" | "write" | "execute"
+    def action(self) -> str:
+        """What it asks to do where its scope says, as jupyter_server names it:
+        ``read``, ``write`` or ``execute`` (anything else is judged as a write)."""
 
     @property
-    def why(self) -> str: ...  # with scope "deny": why nothing can allow it
+    def why(self) -> str:
+        """With scope ``deny``: why nothing can allow it."""
 
 
 @dataclass(frozen=True)

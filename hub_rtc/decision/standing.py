@@ -46,6 +46,16 @@ class Standing:
         """Watches the session's course without being in it: may join it read-only."""
         return self.role == "observer"
 
+    def may_read_activity(self, holds_activity_scope: bool) -> bool:
+        """May read who did what in the session: those who manage it, and tokens
+        holding the activity-read scope (instructors watching a course hold it)."""
+        return self.can_manage or holds_activity_scope
+
+    def may_open(self, joined: bool) -> bool:
+        """May open the session's documents: any member; an instructor watching the
+        course once ``joined`` read-only (what the shared server's answer also says)."""
+        return self.role is not None and (not self.is_observer or joined)
+
 
 def may_manage(role: str | None, admin: bool) -> bool:
     """:attr:`Standing.can_manage` for a role already in hand (a session's ``my_role``)."""

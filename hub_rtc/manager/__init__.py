@@ -16,14 +16,14 @@ from .activity.presence import PresenceBook
 from .activity.status import Status
 from .actor import Actor
 from .context import Context, HostingSettings
-from .documents.documents import Documents, RoomOpener
+from .documents.documents import Documents
 from .errors import RTCError
 from .hosting.baselines import Baselines
 from .hosting.hosting import Hosting
 from .hosting.servers import Servers
 from .hosting.shares import Shares
 from .notify import Invalidation, Notifier, NullNotifier
-from .ports import Hub, HubDirectory, HubHosting, HubUser, ServerState, StaticDirectory
+from .ports import Hub, HubDirectory, HubHosting, HubUser, RoomOpener, ServerState, StaticDirectory
 from .sessions.cells import Cells
 from .sessions.members import Members
 from .sessions.sessions import Sessions

@@ -1,15 +1,20 @@
-"""What the domain needs to know about the hub, and asks of it, as protocols.
+"""What the domain needs to know about the hub and the shared servers, and asks
+of them, as protocols.
 
-The web layer implements them over JupyterHub's REST API; unit tests pass
-plain in-memory ones.  Keeping them abstract is what keeps tornado out of here.
+The service's adapters (:mod:`hub_rtc.adapters`) implement them over
+JupyterHub's REST API and the servers' HTTP and websocket APIs; unit tests
+pass plain in-memory ones.  Keeping them abstract is what keeps tornado out
+of the domain.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from ..protocol import Channel
 from ..records import models
 from ..records.queries import ServerKey
 
@@ -146,3 +151,54 @@ class StaticDirectory:
     async def unshare(self, server: ServerKey, kind: str, principal: str) -> None:
         self.calls.append(("unshare", *server, kind, principal))
         self.shares.discard((*server, kind, principal))
+
+
+# -- the shared servers, as a user sees them (the adapters' upstream client) --------------
+
+
+@dataclass(frozen=True)
+class Found:
+    """What the session's server says is at a notebook path."""
+
+    #: "notebook" (it is one: ``cell_ids``), "missing" (nothing there), or
+    #: "unknown" (the server could not be asked or did not say: ``why``)
+    kind: str
+    cell_ids: frozenset[str] = frozenset()
+    why: str = ""
+
+
+#: reads a notebook of a server: (server, path from the server's root, hub user to
+#: read as) -> what is there.  Never raises: what went wrong is a Found("unknown").
+NotebookProbe = Callable[[ServerKey, str, str], Awaitable[Found]]
+
+
+class Contents(Protocol):
+    """Reads a server's contents API as a hub user (paths from the server's root).
+    Raises :class:`LookupError` with why when the server does not answer with one."""
+
+    async def directory(self, server: ServerKey, path: str, as_user: str) -> dict[str, Any]:
+        """The model of a folder, its entries as its ``content``."""
+
+    async def notebook(self, server: ServerKey, path: str, as_user: str) -> dict[str, Any]:
+        """The model of a notebook, the nbformat JSON as its ``content``."""
+
+
+#: opens the room of a notebook: (server, path on the server, hub user to act as).
+#: Raises :class:`~hub_rtc.manager.errors.RTCError` (403, 404, 503 …) if it cannot
+#: (:func:`~hub_rtc.manager.documents.place.refusal` says which).
+RoomOpener = Callable[[ServerKey, str, str], Awaitable[Channel]]
+
+
+class OpenFailure(Protocol):
+    """Why a server would not open a room (the shape of the upstream client's error)."""
+
+    @property
+    def status(self) -> int:
+        """The HTTP status (599: the server could not be reached)."""
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def transient(self) -> bool:
+        """Worth trying again later: the server is not there right now."""

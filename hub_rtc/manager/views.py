@@ -1,8 +1,7 @@
 """Records turned into what the decision reads and what the API returns.
 
 The queries themselves live with the records (:mod:`hub_rtc.records.queries`); this
-module shapes what they return.  ``FRESH_FOR``, ``online``, ``principal_names`` and
-``watcher_names`` are imported here from there, for the managers that import them here.
+module shapes what they return.
 """
 
 from __future__ import annotations
@@ -16,11 +15,11 @@ from sqlalchemy.orm import Session
 from ..decision import CellRuleView, GrantView, Principal, SessionView
 from ..decision.roles import session_state
 from ..records import CellRule, Grant, RTCSession, queries
-from ..records.queries import FRESH_FOR, online, principal_names, watcher_names
+from ..records.queries import online, principal_names, watcher_names
 
 __all__ = [
-    "FRESH_FOR", "grants_by_session", "iso", "load_view", "members_json", "online", "open_url",
-    "path_rules", "principal_names", "session_json", "watcher_names", "writer_names",
+    "grants_by_session", "iso", "load_view", "members_json", "open_url", "path_rules",
+    "session_json", "writer_names",
 ]
 
 

@@ -31,10 +31,9 @@ from tornado.websocket import WebSocketHandler
 from traitlets import Any as AnyTrait
 from traitlets import Unicode
 
-from ..decision.access import relayed
+from ..decision.access import Access, relayed
 from ..decision.owner import owner_access, owns_server
 from ..protocol import ACCESS_WITHDRAWN, ON_BEHALF_HEADER, READ_ONLY_HEADER
-from .access import Access
 from .gate import Gate
 from .links import has_other_names, is_hidden, real_path
 from .roomid import RoomId

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 
-from .access import Access
+from ..decision.access import Access
 
 #: A "no" is kept only briefly: people are added to sessions without the
 #: service telling the server, and a new member should not wait long.

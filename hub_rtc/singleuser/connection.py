@@ -37,9 +37,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..decision.access import Access
 from ..guard import AwarenessPin, DocumentGuard, FrameError, FrameKind, Limits, Verdict, frames
 from ..protocol import ACCESS_WITHDRAWN, BAD_REQUEST, TOO_LARGE
-from .access import Access
 from .presence import PresenceReporter
 from .roomid import RoomId
 from .tally import Tally

@@ -51,6 +51,7 @@ from typing import Any
 
 from jupyter_server.utils import ensure_async
 
+from ..guard.rights import RUN_PARTS  # the parts of a code cell a runner (and so its file) may change
 from .service import ServiceClient, ServiceUnavailable
 from .tally import Tally
 
@@ -67,8 +68,6 @@ MAX_CELL_BYTES = 2 * 1024 * 1024
 MAX_NOTEBOOK_BYTES = 8 * 1024 * 1024
 #: the longest cell id the service keeps (nbformat allows 64)
 MAX_ID = 255
-#: the parts of a code cell a file that is a runner's may change
-RUN_PARTS = ("outputs", "execution_count")
 #: in a list of what the file changed: the notebook's own metadata or format
 NOTEBOOK_PART = ""
 #: how many checkpoints of one notebook are remembered as made of authorized content

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from itertools import count
 
-from .access import Access
+from ..decision.access import Access
 from .cache import AccessCache
 from .service import ServiceClient, ServiceUnavailable
 

@@ -18,8 +18,8 @@ from jupyter_server.utils import ensure_async
 from jupyter_server_ydoc.handlers import YDocWebSocketHandler
 from tornado import web
 
+from ..decision.access import Access
 from ..decision.owner import owner_access, owns_server
-from .access import Access
 from .authorizer import hub_name, narrowed, on_behalf, room_path
 from .connection import RoomConnection
 from .roomid import RoomId, RoomIdError, parse_room_id, room_tail

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from ..decision.access import NOTEBOOK
 from ..protocol import ROOM_ROUTE
 
 #: the one room that is not a document: JupyterLab's list of who is online
@@ -26,8 +27,6 @@ GLOBAL_AWARENESS = "JupyterLab:globalAwareness"
 #: the format each document type is loaded and saved in (jupyter_ydoc's types);
 #: any other pairing would load the file one way and save it another
 FORMAT_OF_TYPE = {"notebook": "json", "file": "text", "unicode": "text", "blob": "base64"}
-#: the document type whose per-cell rules the guard can enforce
-NOTEBOOK = "notebook"
 
 # jupyter_server_fileid hands out UUIDs; nothing else is a file id here.
 _FILE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClosedError, websocket_connect
 
-from .access import Access
+from ..decision.access import Access
 
 #: the activity endpoint takes at most this many events per request
 BATCH_LIMIT = 10_000

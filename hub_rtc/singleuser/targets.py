@@ -12,14 +12,10 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
 from urllib.parse import unquote_to_bytes
 
+from ..decision.access import Scope
 from .roomid import ROOM_ROUTE, RoomId, RoomIdError, parse_room_id
-
-#: What must hold: rights on a path, membership somewhere on this server,
-#: the terminal right, or nothing can make it allowed.
-Scope = Literal["path", "server", "terminal", "deny"]
 
 #: resources whose URL names a file or folder
 PATH_RESOURCES = frozenset({"contents", "files", "nbconvert"})
@@ -63,7 +59,7 @@ REFUSED_PATH = ("paths must name a file in the session folder exactly as the ser
 @dataclass(frozen=True)
 class Target:
     scope: Scope
-    action: str  # read | write | execute
+    action: str  # read | write | execute, as jupyter_server names them
     path: str | None = None
     room: RoomId | None = None  # resolve to a path through the file id manager
     kernel_id: str | None = None  # resolve to a notebook path through the session manager

@@ -27,3 +27,18 @@ def test_standing(role: Role | None, admin: bool, sees: bool, manages: bool, end
     assert may_manage(role, admin) is manages
     # the session page's activity summary: managers, owners, admins and watching instructors
     assert sees_activity_summary(role, admin) is (manages or observes)
+
+
+@pytest.mark.parametrize(("role", "joined", "opens"), [
+    (None, True, False), ("viewer", False, True), ("owner", False, True),
+    ("observer", False, False), ("observer", True, True),  # an instructor opens once joined
+])
+def test_who_may_open_the_documents(role: Role | None, joined: bool, opens: bool) -> None:
+    assert Standing(ANA, role, False).may_open(joined) is opens
+
+
+@pytest.mark.parametrize(("role", "scope", "reads"), [
+    ("editor", False, False), ("manager", False, True), ("observer", True, True), (None, True, True),
+])
+def test_who_may_read_activity(role: Role | None, scope: bool, reads: bool) -> None:
+    assert Standing(ANA, role, False).may_read_activity(scope) is reads

@@ -16,8 +16,8 @@ import logging
 
 import pytest
 
+from hub_rtc.decision.access import Access
 from hub_rtc.singleuser import gate as gate_module
-from hub_rtc.singleuser.access import Access
 from hub_rtc.singleuser.cache import AccessCache
 from hub_rtc.singleuser.gate import Gate, Recheck, Rechecked
 from hub_rtc.singleuser.service import ServiceUnavailable

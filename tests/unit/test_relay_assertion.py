@@ -9,9 +9,8 @@ import pytest
 from tornado import web
 
 from hub_rtc.adapters.upstream import ServerRef, Upstream, UpstreamError
-from hub_rtc.decision.access import confined
+from hub_rtc.decision.access import Access, confined
 from hub_rtc.protocol import ON_BEHALF_HEADER as SENT_HEADER
-from hub_rtc.singleuser.access import Access
 from hub_rtc.singleuser.app import service_name_in
 from hub_rtc.singleuser.authorizer import (
     ON_BEHALF_HEADER,

@@ -13,14 +13,14 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from hub_rtc.decision.access import Access
 from hub_rtc.manager import HostingSettings, Invalidation, Manager, StaticDirectory
 from hub_rtc.manager.errors import Invalid
 from hub_rtc.manager.notify import Enforcement, Outcome, PendingServer, Unconfirmed
-from hub_rtc.manager.ports import ServerKey
-from hub_rtc.manager.sessions.cells import Found, NotebookProbe, applied, notebook_path, repeated_root
+from hub_rtc.manager.ports import Found, NotebookProbe, ServerKey
+from hub_rtc.manager.sessions.cells import applied, notebook_path, repeated_root
 from hub_rtc.policy import RTCPolicy
 from hub_rtc.records import Database
-from hub_rtc.singleuser.access import Access
 from hub_rtc.singleuser.cache import AccessCache
 from hub_rtc.singleuser.gate import Gate
 from tests.unit.test_hosting import ALICE, announce, owner_session

@@ -19,9 +19,9 @@ import pytest
 from jupyter_ydoc import YNotebook
 from pycrdt import Doc, Map, handle_sync_message
 
+from hub_rtc.decision.access import Access
 from hub_rtc.guard import AwarenessEntry, FrameKind, Limits, decode_awareness, encode_awareness, frames
 from hub_rtc.protocol import ACCESS_WITHDRAWN, BAD_REQUEST, TOO_LARGE
-from hub_rtc.singleuser.access import Access
 from hub_rtc.singleuser.connection import REFUSED_BURST, REFUSED_WINDOW, Close, RoomConnection, RoomGuards
 from hub_rtc.singleuser.presence import PresenceReporter
 from hub_rtc.singleuser.roomid import GLOBAL_AWARENESS, RoomId, parse_room_id

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hub_rtc.singleuser.access import Access
+from hub_rtc.decision.access import Access
 from hub_rtc.singleuser.cache import NEGATIVE_SECONDS, AccessCache
 from hub_rtc.singleuser.roomid import RoomId, RoomIdError, parse_room_id, room_tail
 from hub_rtc.singleuser.tally import Tally

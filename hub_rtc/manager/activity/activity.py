@@ -29,7 +29,7 @@ class Activity:
 
     async def _readable(self, actor: Actor, session_id: str) -> None:
         access = await self.sessions.access(actor, session_id)
-        if access.can_manage or actor.has(SCOPE_ACTIVITY_READ):
+        if access.may_read_activity(actor.has(SCOPE_ACTIVITY_READ)):
             return
         raise Forbidden(
             f"reading activity needs manager rights in the session or the {SCOPE_ACTIVITY_READ} scope"

@@ -15,13 +15,13 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from ...records import Presence, RTCSession, models
+from ...records.queries import FRESH_FOR
 from ..access.people import People
 from ..actor import Actor
 from ..context import Context
 from ..errors import Forbidden
 from ..hosting.servers import server_of
 from ..ports import ServerKey
-from ..views import FRESH_FOR
 
 
 class PresenceBook:

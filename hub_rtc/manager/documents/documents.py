@@ -14,7 +14,7 @@ the tests an in-memory room.  Nothing here speaks HTTP.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -39,18 +39,12 @@ from ..access.decisions import Decisions
 from ..actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE, Actor
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from ..hosting.hosting import server_label
-from ..ports import HostingError, ServerKey
+from ..ports import HostingError, RoomOpener, ServerKey
 from ..sessions.sessions import Sessions
 from .place import Place
 from .place import place as find_place
 
 log = logging.getLogger("hub_rtc.documents")
-
-#: opens the room of a notebook: (server, path on the server, hub user to act as).
-#: Raises :class:`~hub_rtc.manager.errors.RTCError` (403, 404, 503 …) if it cannot
-#: (:func:`~hub_rtc.manager.documents.place.refusal` says which).
-RoomOpener = Callable[[ServerKey, str, str], Awaitable[Channel]]
-
 
 class Documents:
     def __init__(self, sessions: Sessions, decisions: Decisions, timeout: float = 15.0) -> None:

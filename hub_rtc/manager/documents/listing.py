@@ -10,10 +10,11 @@ link), so it shows only what they may read anyway.  Nothing here speaks HTTP.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from ..ports import ServerKey
-from .place import NOT_SERVING, on_server
+from ..hosting.hosting import serves
+from ..ports import Contents, ServerKey
+from .place import on_server
 
 #: how much of a session folder is walked, so a huge folder cannot stall a page
 MAX_NOTEBOOKS = 20
@@ -36,17 +37,6 @@ class Notebook:
     error: str = ""
 
 
-class Contents(Protocol):
-    """Reads a server's contents API as a hub user (paths from the server's root).
-    Raises :class:`LookupError` with why when the server does not answer with one."""
-
-    async def directory(self, server: ServerKey, path: str, as_user: str) -> dict[str, Any]:
-        """The model of a folder, its entries as its ``content``."""
-
-    async def notebook(self, server: ServerKey, path: str, as_user: str) -> dict[str, Any]:
-        """The model of a notebook, the nbformat JSON as its ``content``."""
-
-
 def summarise(content: dict[str, Any]) -> list[CellSummary]:
     """The cells of an nbformat notebook: id, type and the start of the source."""
     out = []
@@ -65,7 +55,7 @@ async def session_notebooks(session: dict[str, Any], as_user: str,
     there are none (nothing to say for an ended session)."""
     if session["state"] != "active":
         return [], ""
-    if session["hosting"]["state"] in NOT_SERVING:
+    if not serves(session["hosting"]["state"]):
         return [], "the session's server is not ready yet: " + session["hosting"]["message"]
     try:
         return await _Reader(session, as_user, contents).notebooks(), ""

@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol, cast
+from typing import Literal, cast
 
 from ...protocol import ACCESS_WITHDRAWN, BAD_REQUEST, NOT_FOUND
 from ...records import RTCSession
 from ..actor import Actor
 from ..errors import Conflict, Forbidden, Invalid, NotFound, RTCError, Unavailable
-from ..ports import ServerKey
+from ..hosting.hosting import serves
+from ..ports import OpenFailure, ServerKey
 from ..sessions.sessions import Sessions
 from ..validate import folder
 
@@ -99,27 +100,13 @@ def _require_serving(row: RTCSession, relayed: bool) -> None:
     if relayed and row.hosting_state == "unmanaged":
         raise Conflict("the relay reaches shared servers with the service's own access, which it "
                        "has only with c.RTCService.manage_hub_access = True")
-    if row.hosting_state in NOT_SERVING:
-        raise Conflict(f"session {row.id} cannot serve documents now: "
-                       f"{NOT_SERVING[row.hosting_state]}")
+    if not serves(row.hosting_state):
+        why = NOT_SERVING.get(row.hosting_state, f"its server is {row.hosting_state}")
+        detail = f" ({row.hosting_message})" if row.hosting_message else ""
+        raise Conflict(f"session {row.id} cannot serve documents now: {why}{detail}")
 
 
 # -- what the server says -------------------------------------------------------------------
-
-
-class OpenFailure(Protocol):
-    """Why a server would not open a room (the shape of the upstream client's error)."""
-
-    @property
-    def status(self) -> int:
-        """The HTTP status (599: the server could not be reached)."""
-
-    @property
-    def message(self) -> str: ...
-
-    @property
-    def transient(self) -> bool:
-        """Worth trying again later: the server is not there right now."""
 
 
 def refusal(failure: OpenFailure, path: str, user: str, doc_type: str = "notebook") -> RTCError:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from ...decision import GrantView, PolicyView, SessionView, file_may
 from ...decision.file import RUN, FileRights
+from ...guard.rights import RUN_PARTS  # a run's parts are the file's to change: never kept
 from ...records import CellBaseline, CellRule, Grant, NotebookBaseline, Team, User, models
 from ...records.queries import Hosted, hosted_sessions
 from ..access.rights import covering, relative
@@ -51,8 +52,6 @@ MAX_NOTEBOOK_BYTES = 8 * 1024 * 1024
 
 #: what the whole notebook's baseline is after a PUT
 KEPT, NONE, TOO_LARGE = "kept", "none", "too_large"
-#: parts of a cell that are the file's to change, so never kept for unruled cells
-RUN_PARTS = ("outputs", "execution_count")
 
 _NONE: dict[str, Any] = {"session": None, "path": None, "ruled": [], "cells": {},
                          "file_may": "write", "notebook": None}

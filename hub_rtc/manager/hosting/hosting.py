@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ...records import RTCSession, Server, models
-from ...records.queries import audience, hosted_on, servers_of, unfinished
+from ...records.queries import hosted_on, servers_of, unfinished
 from ..context import Context
 from ..errors import Conflict, NotFound, Unavailable
 from ..notify import Enforcement, Invalidation, Outcome, PendingServer, Unconfirmed, invalidation
@@ -33,10 +33,17 @@ UNMANAGED = ("unmanaged", "this hub's hub_rtc does not share servers (RTCService
 #: a new account's server announces itself before the hub has finished its
 #: spawn and routed it, so the start task itself says when it is ready.
 AWAITING = ("waiting", "failed")
+#: the hosting states in which a session's server serves its rooms; any other
+#: state (one added later too) does not, so documents fail closed
+SERVING = frozenset({"ready", "unmanaged"})
 _POLL_SECONDS = 0.25
-# (the read queries moved to the records' queries; these stay importable from here)
-__all__ = ["AWAITING", "UNMANAGED", "Hosting", "audience", "hosted_on", "in_current_run",
-           "server_label", "servers_of", "set_state"]
+__all__ = ["AWAITING", "SERVING", "UNMANAGED", "Hosting", "in_current_run", "serves", "server_label",
+           "set_state"]
+
+
+def serves(state: str) -> bool:
+    """Whether a session in hosting ``state`` can serve its documents now."""
+    return state in SERVING
 
 
 def in_current_run(row: Server | None, state: ServerState | None) -> bool:

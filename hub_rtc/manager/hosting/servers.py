@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from ...decision import Principal
 from ...records import Server, models
+from ...records.queries import hosted_on
 from ..access.people import People, person_in
 from ..access.rights import Question, answer
 from ..actor import SCOPE_ADMIN, SCOPE_AUTHORIZE, Actor, bound_server, holds_for
@@ -24,7 +25,7 @@ from ..errors import Forbidden
 from ..ports import HostingError, ServerKey
 from ..validate import folder
 from ..views import iso
-from .hosting import Hosting, hosted_on, server_label
+from .hosting import Hosting, server_label
 from .shares import Shares
 
 

@@ -25,8 +25,7 @@ from ..ports import HostingError, ServerKey
 
 log = logging.getLogger("hub_rtc.hosting")
 
-# (``Pair`` and ``live`` moved to the records' queries and stay importable from here)
-__all__ = ["Pair", "Shares", "live", "record", "wanted"]
+__all__ = ["Shares", "record", "wanted"]
 
 
 def wanted(db: Session, server: ServerKey, now: datetime) -> dict[str, set[Pair]]:

@@ -5,13 +5,13 @@ rule that can never protect anything (not a notebook, or a path that repeats
 the session folder, so it points one folder too deep) is refused; one set
 ahead of its notebook or cell is kept, and the answer says it is not applied
 yet.  Whether the notebook and cell exist is read from the session's server
-through a :data:`NotebookProbe` the web layer passes in (nothing here speaks
-HTTP); when that server cannot be asked, the answer says "not verified".
+through a :data:`~hub_rtc.manager.ports.NotebookProbe` the web layer passes in
+(nothing here speaks HTTP); when that server cannot be asked, the answer says
+"not verified".
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,31 +25,14 @@ from ..access.people import People
 from ..access.principals import PrincipalKey, Principals, entry_kind
 from ..actor import Actor
 from ..errors import Invalid, NotFound
-from ..hosting.hosting import Hosting
+from ..hosting.hosting import Hosting, serves
 from ..notify import CELL_RULES_CHANGED, Enforcement
-from ..ports import ServerKey
+from ..ports import Found, NotebookProbe, ServerKey
 from ..validate import folder
 from ..views import iso, writer_names
 from .sessions import Sessions
 
 #: hosting states in which the session's server can be asked about its notebooks
-SERVING = ("ready", "unmanaged")
-
-
-@dataclass(frozen=True)
-class Found:
-    """What the session's server says is at a notebook path."""
-
-    #: "notebook" (it is one: ``cell_ids``), "missing" (nothing there), or
-    #: "unknown" (the server could not be asked or did not say: ``why``)
-    kind: str
-    cell_ids: frozenset[str] = frozenset()
-    why: str = ""
-
-
-#: reads a notebook of a server: (server, path from the server's root, hub user to
-#: read as) -> what is there.  Never raises: what went wrong is a Found("unknown").
-NotebookProbe = Callable[[ServerKey, str, str], Awaitable[Found]]
 
 
 # -- the path logic (pure) ---------------------------------------------------------------
@@ -201,13 +184,13 @@ class Cells:
 
         await self.db.run(remove)
         return await self.hosting.tell([session_id], None, CELL_RULES_CHANGED,
-                                                reconcile=False)
+                                       reconcile=False)
 
 
 def _where(db: Session, session_id: str) -> _Where:
     row = db.get(RTCSession, session_id)
     assert row is not None  # manageable() found it
-    serving = row.state == "active" and row.hosting_state in SERVING
+    serving = row.state == "active" and serves(row.hosting_state)
     message = row.hosting_message if row.state == "active" else "the session has ended"
     return _Where(row.root or "", (row.server_user, row.server_name), row.owner.name, serving,
                   message or row.hosting_state)

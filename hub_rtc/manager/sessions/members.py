@@ -8,11 +8,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ...records import Grant, RTCSession, Team, User
+from ...records.queries import audience
 from ..access.people import People
 from ..access.principals import PrincipalKey, Principals, ResolvedGrant
 from ..actor import Actor
 from ..errors import NotFound
-from ..hosting.hosting import Hosting, audience
+from ..hosting.hosting import Hosting
 from ..hosting.shares import Shares
 from ..notify import MEMBER_ADDED, MEMBER_REMOVED, ROLE_CHANGED, Enforcement
 from .sessions import Sessions

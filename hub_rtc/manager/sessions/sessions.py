@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from ...decision import Principal, Standing, creation, effective_role
 from ...records import Grant, RTCSession, Team, User, models
+from ...records.queries import online
 from ..access.people import People
 from ..access.principals import Principals
 from ..actor import SCOPE_ADMIN, Actor
@@ -18,7 +19,7 @@ from ..hosting.hosting import Hosting
 from ..hosting.shares import Shares
 from ..notify import SESSION_ENDED, Enforcement
 from ..validate import check_expiry, folder, parse_when
-from ..views import load_view, online, session_json
+from ..views import load_view, session_json
 
 ACCOUNT_PREFIX = "rtc-"
 LISTS = ("visible", "mine", "shared", "watched", "all")

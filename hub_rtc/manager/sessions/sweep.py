@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ...records import Grant, RTCSession, Server, models
+from ...records.queries import audience
 from ..context import Context
-from ..hosting.hosting import Hosting, audience, in_current_run, server_label
+from ..hosting.hosting import Hosting, in_current_run, server_label
 from ..hosting.shares import Shares
 from ..notify import GRANT_EXPIRED, SESSION_EXPIRED
 from ..ports import HostingError, ServerKey

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from ...decision.teams import owns_team, sees_team
 from ...records import CellRule, CellRuleWriter, Grant, Team, TeamMember, User
 from ..access.people import People
 from ..actor import Actor
@@ -35,8 +36,7 @@ class Teams:
 
         def read(db: Session) -> dict[str, Any]:
             team = _get(db, name)
-            member = any(m.user_id == me for m in team.members)
-            if not (member or team.owner_id == me or actor.is_admin):
+            if not sees_team(me, team.owner_id, [m.user_id for m in team.members], actor.is_admin):
                 raise Forbidden(f"team {name!r} is not visible to {actor.name}")
             return _json(db, team)
 
@@ -116,7 +116,7 @@ class Teams:
     async def _owned(self, actor: Actor, name: str) -> None:
         me = await self.people.user_id_of(actor)
         team = await self.db.run(lambda db: _get(db, name))
-        if team.owner_id != me and not actor.is_admin:
+        if not owns_team(me, team.owner_id, actor.is_admin):
             raise Forbidden(f"only the owner of team {name!r} may change it")
 
 

@@ -1,4 +1,8 @@
-"""REST handlers, one module per resource; each ends with ``default_handlers``."""
+"""REST handlers, one module per resource; each ends with ``default_handlers``.
+
+``events.py`` is the ``/servers/events`` websocket, a part of ``servers`` that
+registers it; it is a module of its own because it is a websocket, not REST.
+"""
 
 from __future__ import annotations
 

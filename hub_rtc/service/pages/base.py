@@ -15,6 +15,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from ... import __version__
 from ...manager import Actor, RTCError
 from ...manager.errors import Invalid
+from ...manager.hosting.hosting import serves
 from ..handlers.base import APIHandler
 from ..spec import check
 
@@ -47,6 +48,7 @@ def environment() -> Environment:
     env.filters["when"] = when
     env.filters["duration"] = duration
     env.filters["host"] = lambda key: HOSTS.get(key, key)
+    env.globals["serves"] = serves  # whether a hosting state serves documents
     return env
 
 

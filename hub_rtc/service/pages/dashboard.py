@@ -9,6 +9,7 @@ from markupsafe import Markup
 from tornado import web
 
 from ...charts import bucket, timeline_svg
+from ...decision import Principal, Standing
 from ...manager.activity.overview import SORTS
 from .base import PageHandler
 from .notebooks import Notebook, session_notebooks
@@ -43,6 +44,7 @@ class SessionActivityPage(PageHandler):
         notebooks, _ = await session_notebooks(self.settings["upstream"], session, actor.name)
         await self.render_page(
             "activity.html", s=session, chart=chart, data=data,
+            standing=Standing(Principal(actor.name), session["my_role"], actor.is_admin),
             cells=cell_matrix(events, notebooks),
             refused=sorted((e for e in events if e["kind"] == "refused"),
                            key=lambda e: e["ts"], reverse=True),

@@ -9,12 +9,11 @@ from tornado import web
 
 from ...adapters.probe import notebook_probe
 from ...decision import PRINCIPAL_KINDS as KINDS
-from ...decision import may_manage, sees_activity_summary
+from ...decision import Principal, Standing, may_manage, sees_activity_summary
 from ...decision.grants import grantable_roles
 from ...manager import RTCError
 from ...manager.documents.place import on_server
-from ...manager.ports import ServerKey
-from ...manager.sessions.cells import Found, NotebookProbe
+from ...manager.ports import Found, NotebookProbe, ServerKey
 from .base import FormError, PageHandler, field_errors
 from .notebooks import Notebook, session_notebooks
 
@@ -123,6 +122,7 @@ class SessionPage(PageHandler):
         policy = self.manager.ctx.policy
         await self.render_page(
             "session.html", status=status, s=session, manage=manage,
+            standing=Standing(Principal(actor.name), session["my_role"], actor.is_admin),
             active=session["state"] == "active", notebooks=notebooks, reading=reading,
             rules=rules, unapplied=unapplied, summary=summary, errors=errors,
             values=values or {}, kinds=KINDS,

@@ -6,6 +6,7 @@ from typing import Any
 
 from tornado import web
 
+from ...decision.teams import owns_team
 from ...manager import RTCError
 from .base import FormError, PageHandler, field_errors
 
@@ -59,7 +60,7 @@ class TeamPage(PageHandler):
         actor = await self.viewer()
         found = await self.manager.teams.get(actor, team)
         await self.render_page("team.html", status=status, team=found,
-                               owns=found["owner"] == actor.name or actor.is_admin, errors=errors)
+                               owns=owns_team(actor.name, found["owner"], actor.is_admin), errors=errors)
 
     @web.authenticated
     async def post(self, team: str) -> None:
