@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from ...records import ActivityEvent, RTCSession, User
 from ..access.people import People
 from ..actor import SCOPE_ACTIVITY_READ, SCOPE_ACTIVITY_WRITE, SCOPE_ADMIN, Actor, speaks_for
+from ..context import Context
 from ..errors import Forbidden, Invalid, NotFound
 from ..sessions.sessions import Sessions
 from ..validate import parse_when
@@ -22,10 +23,10 @@ KINDS = ("edit", "execute", "refused", "join", "leave", "save")
 
 
 class Activity:
-    def __init__(self, sessions: Sessions, people: People) -> None:
+    def __init__(self, ctx: Context, sessions: Sessions, people: People) -> None:
         self.sessions = sessions
         self.people = people
-        self.db = sessions.ctx.db
+        self.db = ctx.db
 
     async def _readable(self, actor: Actor, session_id: str) -> None:
         access = await self.sessions.access(actor, session_id)

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ...records import ActivityEvent, models
 from ..actor import Actor
+from ..context import Context
 from ..errors import Forbidden, Invalid
 from ..sessions.sessions import Sessions
 from .activity import Activity
@@ -22,7 +23,8 @@ WINDOWS = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedel
 
 
 class Overview:
-    def __init__(self, sessions: Sessions, activity: Activity) -> None:
+    def __init__(self, ctx: Context, sessions: Sessions, activity: Activity) -> None:
+        self.ctx = ctx
         self.sessions = sessions
         self.activity = activity
 
@@ -33,7 +35,7 @@ class Overview:
             raise Invalid(f"sort must be one of {', '.join(SORTS)}")
         if activity not in ("", "idle", *WINDOWS):
             raise Invalid("activity must be one of hour, day, week, idle")
-        watching = bool(self.sessions.ctx.policy.watched_groups(actor.groups))
+        watching = bool(self.ctx.policy.watched_groups(actor.groups))
         if not (watching or actor.is_admin):
             raise Forbidden("the dashboard shows the sessions of the courses you watch as an"
                             " instructor, and policy names none for you")
@@ -41,7 +43,7 @@ class Overview:
         rows = await self.sessions.list(actor, which=which, limit=1000)
         courses = sorted({r["course"] for r in rows if r["course"]})
         rows = [r for r in rows if _keeps(r, course, activity, models.utcnow())]
-        totals = await self.sessions.ctx.db.run(lambda db: _totals(db, [r["id"] for r in rows]))
+        totals = await self.ctx.db.run(lambda db: _totals(db, [r["id"] for r in rows]))
         for row in rows:
             row.update(totals.get(row["id"], {"edit": 0, "execute": 0, "refused": 0}))
             row["member_count"] = len(row["members"])

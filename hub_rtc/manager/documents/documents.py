@@ -37,6 +37,7 @@ from ...documents import (
 from ...protocol import Channel
 from ..access.decisions import Decisions
 from ..actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE, Actor
+from ..context import Context
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from ..hosting.hosting import server_label
 from ..ports import HostingError, RoomOpener, ServerKey
@@ -47,7 +48,9 @@ from .place import place as find_place
 log = logging.getLogger("hub_rtc.documents")
 
 class Documents:
-    def __init__(self, sessions: Sessions, decisions: Decisions, timeout: float = 15.0) -> None:
+    def __init__(self, ctx: Context, sessions: Sessions, decisions: Decisions,
+                 timeout: float = 15.0) -> None:
+        self.ctx = ctx
         self.sessions = sessions
         self.decisions = decisions
         #: how long the room may take to answer one step
@@ -57,7 +60,7 @@ class Documents:
                     notebooks_only: bool = False, relayed: bool = False) -> Place:
         """Where a document of the session lives, for the relay, this API and the pages
         (see :func:`~hub_rtc.manager.documents.place.place`)."""
-        return await find_place(self.sessions, actor, session_id, path, doc_type=doc_type,
+        return await find_place(self.ctx, self.sessions, actor, session_id, path, doc_type=doc_type,
                                 notebooks_only=notebooks_only, relayed=relayed)
 
     # -- the operations ------------------------------------------------------
@@ -139,7 +142,7 @@ class Documents:
 
     async def _stopped(self, server: ServerKey) -> bool:
         try:
-            state = await self.sessions.ctx.directory.server(*server)
+            state = await self.ctx.directory.server(*server)
         except HostingError:
             return False  # cannot tell: keep the first answer
         return state is None or not state.ready

@@ -18,6 +18,7 @@ from typing import Literal, cast
 from ...protocol import ACCESS_WITHDRAWN, BAD_REQUEST, NOT_FOUND
 from ...records import RTCSession
 from ..actor import Actor
+from ..context import Context
 from ..errors import Conflict, Forbidden, Invalid, NotFound, RTCError, Unavailable
 from ..hosting.hosting import serves
 from ..ports import OpenFailure, ServerKey
@@ -52,7 +53,7 @@ class Place:
     doc_type: DocType = "notebook"
 
 
-async def place(sessions: Sessions, actor: Actor, session_id: str, path: str, *,
+async def place(ctx: Context, sessions: Sessions, actor: Actor, session_id: str, path: str, *,
                 doc_type: str | None = None, notebooks_only: bool = False,
                 relayed: bool = False) -> Place:
     """The document ``path`` (below the session's folder) of session ``session_id``,
@@ -67,7 +68,7 @@ async def place(sessions: Sessions, actor: Actor, session_id: str, path: str, *,
     manage, since it reaches servers with the service's own access.
     """
     await sessions.access(actor, session_id)
-    row = await sessions.ctx.db.run(lambda db: db.get(RTCSession, session_id))
+    row = await ctx.db.run(lambda db: db.get(RTCSession, session_id))
     assert row is not None  # access() found it
     clean, kind = document(path, doc_type, notebooks_only=notebooks_only)
     _require_serving(row, relayed)

@@ -24,6 +24,7 @@ from ...records import CellRule, CellRuleWriter, RTCSession, User
 from ..access.people import People
 from ..access.principals import PrincipalKey, Principals, entry_kind
 from ..actor import Actor
+from ..context import Context
 from ..errors import Invalid, NotFound
 from ..hosting.hosting import Hosting, serves
 from ..notify import CELL_RULES_CHANGED, Enforcement
@@ -102,13 +103,13 @@ class _Where:
 
 
 class Cells:
-    def __init__(self, sessions: Sessions, principals: Principals, people: People,
+    def __init__(self, ctx: Context, sessions: Sessions, principals: Principals, people: People,
                  hosting: Hosting) -> None:
         self.sessions = sessions
         self.principals = principals
         self.people = people
         self.hosting = hosting
-        self.db = sessions.ctx.db
+        self.db = ctx.db
 
     async def rules(
         self, actor: Actor, session_id: str, path: str | None = None

@@ -12,6 +12,7 @@ from ...records.queries import audience
 from ..access.people import People
 from ..access.principals import PrincipalKey, Principals, ResolvedGrant
 from ..actor import Actor
+from ..context import Context
 from ..errors import NotFound
 from ..hosting.hosting import Hosting
 from ..hosting.shares import Shares
@@ -20,14 +21,14 @@ from .sessions import Sessions
 
 
 class Members:
-    def __init__(self, sessions: Sessions, principals: Principals, people: People,
+    def __init__(self, ctx: Context, sessions: Sessions, principals: Principals, people: People,
                  hosting: Hosting, shares: Shares) -> None:
         self.sessions = sessions
         self.principals = principals
         self.people = people
         self.hosting = hosting
         self.shares = shares
-        self.db = sessions.ctx.db
+        self.db = ctx.db
 
     async def list(self, actor: Actor, session_id: str) -> list[dict[str, Any]]:
         await self.sessions.access(actor, session_id)

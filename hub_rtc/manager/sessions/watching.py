@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from ...records import RTCSession, Watcher
 from ..access.people import People
 from ..actor import Actor
+from ..context import Context
 from ..errors import Conflict, Forbidden, NotFound
 from ..hosting.hosting import Hosting
 from ..hosting.shares import Shares
@@ -18,12 +19,13 @@ from .sessions import Sessions
 
 
 class Watching:
-    def __init__(self, sessions: Sessions, people: People, hosting: Hosting, shares: Shares) -> None:
+    def __init__(self, ctx: Context, sessions: Sessions, people: People, hosting: Hosting,
+                 shares: Shares) -> None:
         self.sessions = sessions
         self.people = people
         self.hosting = hosting
         self.shares = shares
-        self.db = sessions.ctx.db
+        self.db = ctx.db
 
     async def join(self, actor: Actor, session_id: str) -> dict[str, Any]:
         """Let an observer into the session's server, read-only (the role decides that)."""
