@@ -192,14 +192,19 @@ def hosted_on(db: Session, server: ServerKey, states: Collection[str] | None = N
     return [sid for sid, expires in db.execute(query.order_by(RTCSession.created)) if live(expires, now)]
 
 
-def letting_in(db: Session, server: ServerKey) -> list[tuple[str, str, str, datetime | None]]:
+def letting_in(db: Session, server: ServerKey, opening: Collection[str] = ()
+               ) -> list[tuple[str, str, str, datetime | None]]:
     """(id, host, owner's hub name, expiry) of the active sessions on ``server`` whose
-    server announced the extension (hosting ``ready``)."""
+    server announced the extension (hosting ``ready``), and of those in ``opening``
+    (about to be marked ready)."""
+    letting = RTCSession.hosting_state == "ready"
+    if opening:
+        letting = or_(letting, RTCSession.id.in_(list(opening)))
     rows = db.execute(
         select(RTCSession.id, RTCSession.host, User.name, RTCSession.expires_at)
         .join(User, User.id == RTCSession.owner_id)
         .where(RTCSession.server_user == server[0], RTCSession.server_name == server[1],
-               RTCSession.state == "active", RTCSession.hosting_state == "ready")
+               RTCSession.state == "active", letting)
     )
     return [(sid, host, owner, expires) for sid, host, owner, expires in rows]
 

@@ -169,6 +169,30 @@ async def test_account_is_set_up_then_members_are_let_in_on_announce(hosted, dir
     assert account in directory.users  # the hub user stays, and so do the records
 
 
+async def test_an_account_session_is_ready_only_once_its_members_are_let_in(hosted, directory,
+                                                                            monkeypatch) -> None:
+    """Whoever reads "ready" can reach the server: the shares come first."""
+    s = await hosted.sessions.create(ALICE, {"title": "Lab", "members": [{"user": "bob", "role": "editor"}]})
+    account = s["server"]["user"]
+    states_when_shared = []
+    share = directory.share
+
+    async def noting_state(server: ServerKey, kind: str, principal: str) -> None:
+        states_when_shared.append((principal, (await hosted.sessions.get(ALICE, s["id"]))["hosting"]["state"]))
+        await share(server, kind, principal)
+
+    monkeypatch.setattr(directory, "share", noting_state)
+    for _ in range(20):  # the background start reaches "waiting for the announcement"
+        if "announce" in (await hosted.sessions.get(ALICE, s["id"]))["hosting"]["message"]:
+            break
+        await _tick()
+    await announce(hosted, account)
+    await hosted.hosting.settle()
+    assert (await hosted.sessions.get(ALICE, s["id"]))["hosting"]["state"] == "ready"
+    assert sorted(states_when_shared) == [("alice", "starting"), ("bob", "starting")]
+    assert directory.shared_with(account) == {("user", "alice"), ("user", "bob")}
+
+
 async def test_account_without_the_extension_fails_and_says_why(hosted, directory) -> None:
     s = await hosted.sessions.create(ALICE, {"title": "Lab"})
     await hosted.hosting.settle()

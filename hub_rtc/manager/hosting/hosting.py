@@ -174,9 +174,11 @@ class Hosting:
             if row is not None and in_current_run(row, await self.ctx.directory.server(*server)):
                 when = row.announced_at.strftime("%Y-%m-%d %H:%M:%S")
                 message = f"hub_rtc {row.version} announced itself at {when} UTC"
+                # members first, then "ready": whoever reads "ready" can reach the server
+                await self.shares.reconcile(server, opening=[session_id])
                 await self.ctx.db.run(lambda db, m=message: set_state(  # type: ignore[misc]
                     db, [session_id], "ready", m, only=["starting"]))
-                await self.shares.reconcile(server)
+                await self.shares.reconcile(server)  # undoes a reconcile that ran in between
                 return True
             if asyncio.get_running_loop().time() >= deadline:
                 return False

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime
 
 from sqlalchemy import select
@@ -28,18 +28,21 @@ log = logging.getLogger("hub_rtc.hosting")
 __all__ = ["Shares", "record", "wanted"]
 
 
-def wanted(db: Session, server: ServerKey, now: datetime) -> dict[str, set[Pair]]:
+def wanted(db: Session, server: ServerKey, now: datetime, opening: Collection[str] = ()
+           ) -> dict[str, set[Pair]]:
     """Per session on ``server`` that lets people in: who should reach the server.
 
     Only sessions whose server announced the extension (hosting ``ready``)
     let anyone in; team grants reach each team member, group grants the hub
     group, and instructors who joined read-only are let in too (what they may
     do is the ``observer`` role's, decided per request); the server's own
-    user needs no share.
+    user needs no share.  ``opening``: sessions about to be marked ready, let
+    in first so that nobody sees "ready" before they can reach the server.
     """
     out: dict[str, set[Pair]] = {
         sid: {("user", owner)} if host == "account" else set()
-        for sid, host, owner, expires in queries.letting_in(db, server) if live(expires, now)
+        for sid, host, owner, expires in queries.letting_in(db, server, opening)
+        if live(expires, now)
     }
     grants = queries.grant_rows(db, out)
     alive = [(sid, kind, key) for sid, kind, key, expires in grants if live(expires, now)]
@@ -90,17 +93,18 @@ class Shares:
         #: servers where the hub failed a step that may work later; the sweep retries them
         self.retry: set[ServerKey] = set()
 
-    async def reconcile(self, server: ServerKey) -> None:
-        """Share and unshare ``server`` as its sessions' grants say; never raises HostingError."""
+    async def reconcile(self, server: ServerKey, opening: Collection[str] = ()) -> None:
+        """Share and unshare ``server`` as its sessions' grants say (counting the sessions
+        in ``opening`` as ready already); never raises HostingError."""
         if not self.ctx.hosting.manage_hub_access:
             return
         async with self._locks[server]:  # one reconcile per server at a time
-            await self._reconcile(server)
+            await self._reconcile(server, opening)
 
-    async def _reconcile(self, server: ServerKey) -> None:
+    async def _reconcile(self, server: ServerKey, opening: Collection[str]) -> None:
         now = models.utcnow()
         want, have = await self.ctx.db.run(
-            lambda db: (wanted(db, server, now), queries.recorded_shares(db, server)))
+            lambda db: (wanted(db, server, now, opening), queries.recorded_shares(db, server)))
         everyone = set().union(*want.values())
         shared, retry = set(have), False
         hub = self.ctx.directory
