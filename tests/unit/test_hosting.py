@@ -178,7 +178,8 @@ async def test_an_account_session_is_ready_only_once_its_members_are_let_in(host
     share = directory.share
 
     async def noting_state(server: ServerKey, kind: str, principal: str) -> None:
-        states_when_shared.append((principal, (await hosted.sessions.get(ALICE, s["id"]))["hosting"]["state"]))
+        got = await hosted.sessions.get(ALICE, s["id"])
+        states_when_shared.append((principal, got["hosting"]["state"]))
         await share(server, kind, principal)
 
     monkeypatch.setattr(directory, "share", noting_state)
