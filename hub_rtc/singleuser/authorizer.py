@@ -311,5 +311,5 @@ class HubRTCIdentityProvider(JupyterHubIdentityProvider):
         return asserted
 
 
-__all__ = ["KERNEL_STARTER", "ON_BEHALF_HEADER", "HubRTCAuthorizer",
+__all__ = ["KERNEL_STARTER", "HubRTCAuthorizer",
            "HubRTCIdentityProvider", "on_behalf"]

@@ -86,6 +86,10 @@ async def test_a_session_that_cannot_serve_is_a_conflict(manager: Manager) -> No
         await set_hosting(manager, session_id, state)
         with pytest.raises(Conflict, match=re.escape(f"cannot serve documents now: {why}")):
             await docs.place(BOB, session_id, "nb.ipynb", relayed=True)
+    # a hosting state nobody listed (one added later, or a corrupt row) serves nothing
+    await set_hosting(manager, session_id, "migrating")
+    with pytest.raises(Conflict, match="cannot serve documents now: its server is migrating"):
+        await docs.place(BOB, session_id, "nb.ipynb")
     await set_hosting(manager, session_id, "ready")
     assert (await docs.place(BOB, session_id, "nb.ipynb", relayed=True)).path == "nb.ipynb"
     await manager.sessions.end(ALICE, session_id)
