@@ -214,6 +214,13 @@ class RoomConnection:
         guard = self._guard
         if guard is None:
             raise RuntimeError("hub_rtc: a document update before the room's guard was followed")
+        if guard.stale:
+            # The mirror lost step with the room since the last check (an update of the
+            # room's own it could not integrate).  Judging against the room's document
+            # as it is now is what a fresh guard does; closing would punish this client.
+            self.log.warning("hub_rtc: the guard of %s had lost step with the room; rebuilt "
+                             "from it", self.doc_path)
+            self._reset_guard()
         verdict = guard.check(frames.sync_payload(message), self._rights)
         self._attribute(verdict)
         if verdict.pending:
