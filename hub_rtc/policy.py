@@ -14,11 +14,12 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from traitlets import Bool, Dict, Enum, Float, Integer, List, Set, Unicode
+from traitlets import Bool, CaselessStrEnum, Dict, Enum, Float, Integer, List, Set, Unicode
 from traitlets.config import Configurable
 
 from .decision import GRANTABLE_ROLES, PolicyView
 from .decision.roles import HOSTS
+from .protocol import KERNEL_ISOLATION
 
 
 class RTCPolicy(Configurable):
@@ -106,6 +107,28 @@ class RTCPolicy(Configurable):
     expose_identity_to_kernels = Bool(
         False,
         help="Put the user's persistent id into `JUPYTER_AUTH_ID` in kernels they start.",
+    ).tag(config=True)
+    kernel_isolation = CaselessStrEnum(
+        list(KERNEL_ISOLATION),
+        default_value="auto",
+        help="""How session kernels run apart from the shared server that starts them.
+
+        Code in a session's kernel is run by whoever may execute there, so it must
+        not hold the server's authority.
+
+        - `sandbox`: in a bubblewrap sandbox (`bwrap`, with its own process
+          namespace and no capabilities) that sees the system, the Python
+          installation and the session folder only: not the server's process,
+          its runtime files and tokens, other folders of its account, or the
+          update store; the session's notebooks are read-only inside it.
+        - `none`: as the server's account, as stock Jupyter does; the kernel's
+          environment is still scrubbed of hub credentials.
+        - `auto`: the strongest of these the shared server supports (it tries
+          `bwrap` once at start-up), said on the admin and session pages.
+
+        A server asked for `sandbox` that cannot sandbox starts no session kernel
+        (it fails closed, and says why).
+        """,
     ).tag(config=True)
 
     def problems(self) -> list[str]:

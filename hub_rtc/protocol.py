@@ -22,6 +22,10 @@ ROOM_ROUTE = "api/collaboration/room/"
 #: the same, as a tornado route pattern (the room id is the one group)
 ROOM_ROUTE_PATTERN = "/" + ROOM_ROUTE + "(.*)"
 
+#: how session kernels may be run apart from their server (``RTCPolicy.kernel_isolation``),
+#: sent with every rights answer; ``auto`` is resolved by the server, which knows its host
+KERNEL_ISOLATION = ("auto", "sandbox", "none")
+
 # Close codes of a guarded room (and passed on by the relay as they are).
 #: the room refused this user, or access was withdrawn while connected
 ACCESS_WITHDRAWN = 4403

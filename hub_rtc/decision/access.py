@@ -55,6 +55,8 @@ class Access:
     protected: frozenset[str] = frozenset()
     identity: dict[str, Any] = field(default_factory=dict)
     expose_identity: bool = False
+    #: how kernels of this session are run apart from the server (RTCPolicy.kernel_isolation)
+    kernel_isolation: str = "auto"
     reason: str = ""
     #: the hub user whose server this is (not a collaborator)
     server_owner: bool = False
@@ -79,6 +81,7 @@ class Access:
             protected=frozenset(data.get("protected_cells") or ()),
             identity=dict(data.get("user") or {}),
             expose_identity=bool(data.get("expose_identity")),
+            kernel_isolation=str(data.get("kernel_isolation") or "auto"),
             reason=str(data.get("reason") or ""),
         )
 

@@ -36,7 +36,8 @@ def owner_access(answer: Access) -> Access:
     are (persistent id, display name, whether kernels see the id) and which session
     the path is in; no session folder or cell rule narrows them."""
     return replace(OWNER, session_id=answer.session_id, identity=answer.identity,
-                   expose_identity=answer.expose_identity)
+                   expose_identity=answer.expose_identity,
+                   kernel_isolation=answer.kernel_isolation)
 
 
 def owner_reason(user: str) -> str:

@@ -109,6 +109,7 @@ class Servers:
         name = body["user"]
         hub_user = await self.ctx.directory.user(name)
         extra = {"expose_identity": self.ctx.policy.expose_identity_to_kernels,
+                 "kernel_isolation": self.ctx.policy.kernel_isolation,
                  "cache_seconds": self.ctx.hosting.rights_cache_seconds}
         if hub_user is None:
             return {**_unknown(name), **extra}
