@@ -12,22 +12,26 @@ import sys
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from jupyter_client.provisioning import KernelProvisionerFactory
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
 from jupyter_server_ydoc.handlers import YDocWebSocketHandler
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
-from traitlets import Float, Int, Unicode, default
+from traitlets import Bool, Float, Int, Unicode, default
 
 from .. import __version__
+from ..decision.access import Access
 from ..guard import Limits
 from ..protocol import ROOM_ROUTE, ROOM_ROUTE_PATTERN
+from . import provisioner
 from .authorizer import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
 from .connection import RoomGuards
 from .disk import DiskGuard
 from .gate import Gate
 from .kernels import hook_kernel_identity
+from .nodump import forbid_dumps
 from .presence import PresenceReporter
 from .room import GuardedRoomHandler
 from .service import ServiceClient, ServiceUnavailable
@@ -35,6 +39,8 @@ from .tally import Tally
 from .unchecked import check_unchecked
 
 YDOC_EXTENSION = "jupyter_server_ydoc"
+#: where jupyter_server_ydoc's SQLite update store is, unless configured otherwise
+STORE_PATH = ".jupyter_ystore.db"
 #: server extensions that keep collaborative documents of their own, outside
 #: the guarded room: jupyter-server-documents (pulled in by jupyter-ai 3) runs
 #: its own rooms and writes kernel outputs into documents on the server
@@ -98,6 +104,16 @@ class HubRTCExtension(ExtensionApp):
         help="""The largest a collaborative document may grow to, in bytes of its
         encoded state; an update that would grow it further is refused (4413).""",
     ).tag(config=True)
+    owner_kernels_keep_token = Bool(
+        False,
+        help="""Give the owner's own kernels (outside every session) the server's hub
+        API token, as stock JupyterHub does, for code that calls the hub as its
+        owner.
+
+        No session kernel ever gets it: whoever may run code in a session could
+        use it as the owner. Off by default, so that a notebook moved into a
+        session later cannot find it either.""",
+    ).tag(config=True)
     flush_seconds = Float(
         5.0, help="How often counted activity (edits, refusals, joins) is sent to the service, in seconds."
     ).tag(config=True)
@@ -139,6 +155,36 @@ class HubRTCExtension(ExtensionApp):
         self.disk.trust_saves(app.contents_manager)
         self._install_auth()
         hook_kernel_identity(app.kernel_manager)
+        self._isolate_kernels()
+
+    def _isolate_kernels(self) -> None:
+        """Every kernel starts through hub_rtc's provisioner; the server's memory and
+        environment are closed to other processes of its account (where the OS can)."""
+        app = self.serverapp
+        assert app is not None
+        why = forbid_dumps()
+        if why:
+            self.log.warning("hub_rtc: %s", why)
+        root_dir = str(getattr(app.contents_manager, "root_dir", "") or os.getcwd())
+
+        async def locate(folder: str) -> Access:
+            return await self.gate.access(self.gate.owner, folder)
+
+        provisioner.configure(provisioner.Placement(
+            root_dir, locate, self.owner_kernels_keep_token, self._store_files(root_dir)))
+        factory = KernelProvisionerFactory.instance()
+        if factory.default_provisioner_name != provisioner.NAME:
+            self.log.info("hub_rtc: kernels start through %s (was %s)", provisioner.NAME,
+                          factory.default_provisioner_name)
+            factory.default_provisioner_name = provisioner.NAME
+
+    def _store_files(self, root_dir: str) -> tuple[str, ...]:
+        """The update store's files (SQLite and its journals), as absolute paths: where
+        jupyter_server_ydoc's SQLite store keeps them, as this server is configured."""
+        assert self.serverapp is not None
+        path = str(self.serverapp.config.get("SQLiteYStore", {}).get("db_path", STORE_PATH))
+        full = path if os.path.isabs(path) else os.path.join(root_dir, path)
+        return tuple(full + suffix for suffix in ("", "-journal", "-wal", "-shm"))
 
     def _client(self) -> ServiceClient | None:
         if not self.service_url:

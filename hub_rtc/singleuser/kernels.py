@@ -8,21 +8,18 @@ from typing import Any
 from .authorizer import KERNEL_STARTER
 
 ENV_NAME = "JUPYTER_AUTH_ID"
-#: the server's own hub credentials: not handed to kernels collaborators start.
-#: Defence in depth only: code running as the server's account can still read
-#: them from the server process (see docs/security.md).
-SERVER_SECRETS = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
 
 
 def kernel_env(env: dict[str, str] | None) -> dict[str, str] | None:
-    """The environment to start a kernel with, given who asked for it."""
+    """The environment to start a kernel with, given who asked for it.
+
+    Only who started it: the server's credentials are taken out of every
+    kernel's environment by :mod:`hub_rtc.singleuser.provisioner`, whoever
+    starts it."""
     starter = KERNEL_STARTER.get()
     if starter is None:
         return env
     out = dict(os.environ if env is None else env)
-    if not starter.server_owner:
-        for name in SERVER_SECRETS:
-            out.pop(name, None)
     if starter.expose_identity and starter.identity.get("id"):
         out[ENV_NAME] = str(starter.identity["id"])
     return out

@@ -129,7 +129,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("confine")
     outside = workdir / "outside-secret.txt"
     outside.write_text("a secret outside every server's files")
-    hub = start_hub(workdir, manage_hub_access=True, extra="c.YDocExtension.document_save_delay = 0.2\n")
+    # Kernels as the server's account (no sandbox): the links below are made as such a
+    # kernel can, the worst case for the paths the Authorizer must not follow.
+    hub = start_hub(workdir, manage_hub_access=True, extra=(
+        "c.YDocExtension.document_save_delay = 0.2\nc.RTCPolicy.kernel_isolation = 'none'\n"))
     try:
         w = World(hub, workdir / "home" / OWNER, outside)
         start_server(hub, OWNER)

@@ -111,7 +111,10 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("disk")
-    hub = start_hub(workdir, manage_hub_access=True, extra=f"c.Spawner.args = {SERVER_ARGS!r}\n")
+    # Kernels as the server's account (no sandbox, where the notebooks would be read-only
+    # to them): what the disk guard must hold against whatever writes the file.
+    hub = start_hub(workdir, manage_hub_access=True, extra=(
+        f"c.Spawner.args = {SERVER_ARGS!r}\nc.RTCPolicy.kernel_isolation = 'none'\n"))
     try:
         w = World(hub, workdir / "home")
         start_server(hub, OWNER)

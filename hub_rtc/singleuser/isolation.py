@@ -1,0 +1,194 @@
+"""Session kernels, run apart from the server that starts them.
+
+Code in a session's kernel is whoever may execute there: a student, a script,
+anything the notebook imports.  Run as the server's own account, it could read
+the server's hub token from ``/proc/<pid>/environ``, the runtime files (the
+server's and every other kernel's connection file), every folder of the account
+(other sessions' folders on an owner's server, the update store), and signal
+the server.  So a session kernel runs in a bubblewrap sandbox that sees:
+
+- the system (``/usr`` and its merged-``/usr`` links, ``/etc`` without its
+  secrets), read-only;
+- the Python installations the kernel needs (``sys.prefix`` and
+  ``sys.base_prefix``), read-only;
+- its own connection file, read-only;
+- the session folder, where it may write its data files, except that the
+  notebooks already there and the update store are read-only (a notebook
+  written later is still only the file on disk, which the disk guard checks);
+- an empty ``/tmp`` and home of its own, a ``/proc`` of its own process
+  namespace (the server's processes are not there to read or signal), and no
+  capabilities (as root, without ``--cap-drop ALL`` the sandbox could remount
+  ``/`` read-write: see ../shared/RECIPES.md).
+
+Nothing else of the host is in its view.  The network is shared: the kernel
+talks to the server over loopback, and holds no token to talk to anyone with.
+
+:func:`sandbox_command` builds the command (pure, tested alone); :func:`probe`
+says once whether ``bwrap`` works here.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: the modes a server runs session kernels in, strongest first
+SANDBOX, NONE = "sandbox", "none"
+#: the home the kernel sees (an empty tmpfs: IPython keeps its profile there)
+KERNEL_HOME = "/home/kernel"
+#: files of /etc that hold secrets, hidden behind an empty file
+ETC_SECRETS = ("/etc/shadow", "/etc/gshadow", "/etc/shadow-", "/etc/gshadow-",
+               "/etc/sudoers", "/etc/security/opasswd")
+#: folders of /etc that hold secrets, hidden behind an empty tmpfs
+ETC_SECRET_DIRS = ("/etc/ssh", "/etc/sudoers.d", "/etc/ssl/private", "/etc/jupyterhub")
+#: the system folders bound read-only, where they exist (links are recreated as links)
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
+#: how long the probe may take
+PROBE_SECONDS = 10.0
+#: at most this many notebooks of a session folder are bound read-only one by one
+MAX_PROTECTED = 2000
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """What one session kernel's sandbox sees.
+
+    ``session``: the session folder (absolute, real); ``cwd``: where the kernel
+    starts (inside ``session``); ``protect``: files in ``session`` the kernel
+    may read but not write (notebooks, the update store); ``connection_file``:
+    the kernel's own; ``prefixes``: the Python installations it runs from.
+    """
+
+    session: str
+    cwd: str
+    connection_file: str
+    protect: tuple[str, ...] = ()
+    prefixes: tuple[str, ...] = field(default_factory=lambda: python_prefixes())
+
+
+def python_prefixes() -> tuple[str, ...]:
+    """The folders this Python runs from (a venv and the installation it is made of)."""
+    found: list[str] = []
+    for prefix in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        real = os.path.realpath(prefix)
+        if real not in found and real != "/":
+            found.append(real)
+    return tuple(found)
+
+
+def _system_binds(system: Iterable[str]) -> list[str]:
+    args: list[str] = []
+    for path in system:
+        if os.path.islink(path):  # merged /usr: /bin -> usr/bin
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+def _hide_secrets() -> list[str]:
+    args: list[str] = []
+    for path in ETC_SECRETS:
+        if os.path.isfile(path):
+            args += ["--ro-bind", "/dev/null", path]
+    for path in ETC_SECRET_DIRS:
+        if os.path.isdir(path):
+            args += ["--tmpfs", path]
+    return args
+
+
+def sandbox_command(cmd: Sequence[str], box: Sandbox, *, bwrap: str = "bwrap",
+                    system: Iterable[str] = SYSTEM) -> list[str]:
+    """``cmd`` (the kernel's command line) run inside ``box``'s sandbox.
+
+    Order matters to bubblewrap: later mounts cover earlier ones, so the
+    read-only notebooks come after the writable session folder.
+    """
+    args = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+            "--unshare-cgroup-try", "--cap-drop", "ALL"]
+    args += _system_binds(system)
+    args += _hide_secrets()
+    for prefix in box.prefixes:
+        args += ["--ro-bind", prefix, prefix]
+    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run",
+             "--tmpfs", KERNEL_HOME, "--setenv", "HOME", KERNEL_HOME]
+    # The server's pid means nothing in the kernel's own process namespace, where its
+    # parent is pid 1: ipykernel would take that for "my parent died" and exit.  Pid 1
+    # turns its parent polling off; --die-with-parent does that job instead.
+    args += ["--setenv", "JPY_PARENT_PID", "1"]
+    args += ["--bind", box.session, box.session]
+    for path in box.protect:
+        args += ["--ro-bind", path, path]
+    args += ["--ro-bind", box.connection_file, box.connection_file]
+    args += ["--chdir", box.cwd, "--"]
+    return args + list(cmd)
+
+
+def protected_files(session: str, store: Iterable[str] = ()) -> tuple[str, ...]:
+    """The notebooks under ``session`` (at most :data:`MAX_PROTECTED`) and the update
+    store's files that lie inside it: what the sandbox binds read-only."""
+    found: list[str] = []
+    root = Path(session)
+    for path in root.rglob("*.ipynb"):
+        if path.is_file() and not path.is_symlink():
+            found.append(str(path))
+            if len(found) >= MAX_PROTECTED:
+                break
+    inside = [p for p in store if os.path.isfile(p) and _within(p, session)]
+    return tuple(found + inside)
+
+
+def _within(path: str, folder: str) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip("/") + "/")
+
+
+@functools.cache
+def probe(bwrap: str = "bwrap") -> str | None:
+    """None if a sandbox can be made here; else why not (said on the pages and in the log).
+
+    Tried once per process with the same options a kernel gets, so that a host
+    without user namespaces (or without ``bwrap``) is found at start-up, not at
+    a student's first run.
+    """
+    found = shutil.which(bwrap)
+    if found is None:
+        return f"{bwrap} (bubblewrap) is not installed"
+    here = os.path.realpath(os.getcwd())
+    box = Sandbox(session=here, cwd=here, connection_file=os.devnull)
+    cmd = sandbox_command([sys.executable, "-c", "import os; os.kill(1, 0)"], box, bwrap=found)
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=PROBE_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"{bwrap} could not start: {e}"
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"{bwrap} failed: {why[-1] if why else f'exit {done.returncode}'}"
+    return None
+
+
+def resolve(mode: str, bwrap: str = "bwrap") -> tuple[str, str]:
+    """The mode kernels really run in for the policy's ``mode``, and why.
+
+    ``auto`` is the strongest the host supports; ``sandbox`` where none can be
+    made stays ``sandbox`` with the reason, and the provisioner refuses to start
+    a session kernel rather than run it with the server's authority.
+    """
+    if mode == NONE:
+        return NONE, "the policy says kernels run as the server's account"
+    missing = probe(bwrap)
+    if missing is None:
+        return SANDBOX, "kernels run in a bubblewrap sandbox"
+    if mode == SANDBOX:
+        return SANDBOX, f"the policy asks for a sandbox, but {missing}"
+    return NONE, f"no sandbox on this host ({missing}): kernels run as the server's account"
+
+
+__all__ = ["KERNEL_HOME", "NONE", "SANDBOX", "Sandbox", "probe", "protected_files",
+           "python_prefixes", "resolve", "sandbox_command"]

@@ -1,0 +1,122 @@
+"""The kernel provisioner every kernel of a guarded server starts through.
+
+jupyter_client's provisioner is the official place to decide how a kernel
+process is started.  This one is jupyter_client's local provisioner plus two
+things, for every kernel whoever starts it (a member through the REST API,
+another extension, the server itself):
+
+- the kernel's environment never holds the server's hub credentials
+  (:data:`SERVER_SECRETS`), unless it is the owner's own kernel outside every
+  session and the owner opted in (``HubRTCExtension.owner_kernels_keep_token``);
+- a kernel whose folder is in a session runs as the session's policy says
+  (:mod:`hub_rtc.singleuser.isolation`): in a sandbox that sees the session
+  folder and not the server, or as the server's account.  Where the policy asks
+  for a sandbox and none can be made, the kernel does not start.
+
+Where a kernel is, is asked of the service at every launch (restarts too), as
+the server's owner would ask: the answer names the session whose folder holds
+the kernel's working directory, and that session's policy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jupyter_client.provisioning import LocalProvisioner
+
+from ..decision.access import Access
+from . import isolation
+
+#: the entry point name (pyproject.toml), made the default by the extension
+NAME = "hub-rtc-provisioner"
+#: the server's own hub credentials: no kernel gets them (see the module docstring)
+SERVER_SECRETS = ("JUPYTERHUB_API_TOKEN", "JPY_API_TOKEN")
+
+
+@dataclass
+class Placement:
+    """What the extension tells the provisioner (set once, at extension load)."""
+
+    root_dir: str
+    #: the service's answer for the server's owner at a folder (relative to root_dir)
+    locate: Callable[[str], Awaitable[Access]]
+    owner_keeps_token: bool = False
+    #: the update store's files (absolute): read-only to a sandboxed kernel that can see them
+    store: tuple[str, ...] = ()
+
+
+_placement: Placement | None = None
+
+
+def configure(placement: Placement | None) -> None:
+    """Set by the extension once it knows its gate (None: back to unconfigured)."""
+    global _placement
+    _placement = placement
+
+
+def scrubbed(env: dict[str, str], keep: bool = False) -> dict[str, str]:
+    """``env`` without the server's credentials (``keep``: the owner opted in)."""
+    if keep:
+        return dict(env)
+    return {k: v for k, v in env.items() if k not in SERVER_SECRETS}
+
+
+def _relative(root_dir: str, cwd: str) -> str | None:
+    """``cwd`` as a folder below the server's root; None if it is not below it."""
+    root, here = os.path.realpath(root_dir), os.path.realpath(cwd)
+    if here == root:
+        return ""
+    if not here.startswith(root.rstrip("/") + "/"):
+        return None
+    return here[len(root.rstrip("/")) + 1:]
+
+
+class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
+    """jupyter_client's local provisioner, with hub_rtc's kernel isolation."""
+
+    #: the mode this kernel was last launched in, and why (for the log and pages)
+    isolation_mode: str = isolation.NONE
+    isolation_reason: str = ""
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        launch = await super().pre_launch(**kwargs)
+        placement = _placement
+        cwd = str(launch.get("cwd") or os.getcwd())
+        access = await self._session_at(placement, cwd)
+        in_session = access is not None and access.session_id is not None
+        keep = bool(placement and placement.owner_keeps_token and not in_session)
+        launch["env"] = scrubbed(dict(launch.get("env") or os.environ), keep)
+        if placement is None or access is None or not in_session:
+            self.isolation_mode, self.isolation_reason = isolation.NONE, "not in a session"
+            return launch
+        mode, why = isolation.resolve(access.kernel_isolation)
+        self.isolation_mode, self.isolation_reason = mode, why
+        if mode == isolation.SANDBOX:
+            if isolation.probe() is not None:
+                raise RuntimeError(f"hub_rtc: this session's kernels must run in a sandbox: {why}")
+            launch["cmd"] = self._sandboxed(launch["cmd"], placement, access, cwd)
+        self.log.info("hub_rtc: kernel %s of session %s: %s", self.kernel_id, access.session_id, why)
+        return launch
+
+    async def _session_at(self, placement: Placement | None, cwd: str) -> Access | None:
+        if placement is None:
+            return None
+        folder = _relative(placement.root_dir, cwd)
+        return None if folder is None else await placement.locate(folder)
+
+    def _sandboxed(self, cmd: list[str], placement: Placement, access: Access, cwd: str,
+                   ) -> list[str]:
+        assert self.parent is not None  # the kernel manager: it wrote the connection file
+        session = os.path.realpath(os.path.join(placement.root_dir, access.root))
+        inside = _relative(session, cwd) is not None
+        box = isolation.Sandbox(
+            session=session, cwd=os.path.realpath(cwd) if inside else session,
+            connection_file=os.path.realpath(self.parent.connection_file),
+            protect=isolation.protected_files(session, placement.store))
+        return isolation.sandbox_command(cmd, box)
+
+
+__all__ = ["NAME", "SERVER_SECRETS", "HubRTCProvisioner", "Placement", "configure", "scrubbed"]

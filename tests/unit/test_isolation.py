@@ -1,0 +1,129 @@
+"""The kernel sandbox and the provisioner's pure parts; the sandbox really run where
+``bwrap`` works here (the integration tests run real kernels in it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hub_rtc.singleuser import isolation
+from hub_rtc.singleuser.isolation import Sandbox, protected_files, resolve, sandbox_command
+from hub_rtc.singleuser.provisioner import SERVER_SECRETS, _relative, scrubbed
+
+NO_SANDBOX = isolation.probe()
+
+
+def box(tmp_path: Path, protect: tuple[str, ...] = ()) -> Sandbox:
+    session = tmp_path / "server" / "lab1"
+    session.mkdir(parents=True, exist_ok=True)
+    conn = tmp_path / "runtime" / "kernel-1.json"
+    conn.parent.mkdir(exist_ok=True)
+    conn.write_text(json.dumps({"key": "k"}))
+    return Sandbox(session=str(session), cwd=str(session), connection_file=str(conn),
+                   protect=protect)
+
+
+def test_the_command_drops_capabilities_and_sees_no_other_process(tmp_path: Path) -> None:
+    cmd = sandbox_command(["python", "-m", "ipykernel"], box(tmp_path), bwrap="/usr/bin/bwrap")
+    assert cmd[0] == "/usr/bin/bwrap"
+    assert cmd[cmd.index("--cap-drop") + 1] == "ALL"  # as root, without it / can be remounted
+    assert "--unshare-pid" in cmd and "--die-with-parent" in cmd
+    assert cmd[-4:] == ["--", "python", "-m", "ipykernel"]
+
+
+def test_protected_files_are_bound_read_only_after_the_writable_session(tmp_path: Path) -> None:
+    b = box(tmp_path, protect=("/x/lab1/nb.ipynb",))
+    cmd = sandbox_command(["k"], b)
+    session_at = cmd.index("--bind")
+    assert cmd[session_at + 1:session_at + 3] == [b.session, b.session]
+    protected_at = cmd.index("/x/lab1/nb.ipynb")
+    assert cmd[protected_at - 1] == "--ro-bind" and protected_at > session_at
+    conn_at = cmd.index(b.connection_file)
+    assert cmd[conn_at - 1] == "--ro-bind"  # the kernel reads its own connection file only
+
+
+def test_protected_files_are_the_notebooks_and_the_store_inside(tmp_path: Path) -> None:
+    session = tmp_path / "lab1"
+    (session / "sub").mkdir(parents=True)
+    for name in ("a.ipynb", "sub/b.ipynb", "data.csv"):
+        (session / name).write_text("{}")
+    store_in, store_out = session / ".jupyter_ystore.db", tmp_path / ".jupyter_ystore.db"
+    store_in.write_text("")
+    store_out.write_text("")
+    found = protected_files(str(session), [str(store_in), str(store_out), str(session / "none")])
+    assert sorted(found) == sorted([str(session / "a.ipynb"), str(session / "sub/b.ipynb"),
+                                    str(store_in)])
+
+
+def test_secrets_leave_every_kernel_environment_unless_kept() -> None:
+    env = {"PATH": "/bin", **{name: "secret" for name in SERVER_SECRETS}}
+    assert scrubbed(env) == {"PATH": "/bin"}
+    assert scrubbed(env, keep=True) == env
+
+
+@pytest.mark.parametrize(("cwd", "expected"), [
+    ("/srv/home/olive", ""), ("/srv/home/olive/lab1", "lab1"), ("/srv/home/olive/lab1/sub", "lab1/sub"),
+    ("/srv/home/olive2", None), ("/srv/home", None)])
+def test_a_kernel_folder_below_the_server_root(cwd: str, expected: str | None) -> None:
+    assert _relative("/srv/home/olive", cwd) == expected
+
+
+def test_modes_resolve_to_what_the_host_supports() -> None:
+    assert resolve("none")[0] == isolation.NONE
+    missing = "no-such-bwrap-here"
+    assert resolve("auto", missing) == (isolation.NONE, f"no sandbox on this host ({missing} "
+                                        "(bubblewrap) is not installed): kernels run as the "
+                                        "server's account")
+    mode, why = resolve("sandbox", missing)
+    assert mode == isolation.SANDBOX and "not installed" in why  # fails closed, not open
+
+
+# -- the sandbox, really run -----------------------------------------------------------
+
+PROBE = r"""
+import json, os, sys
+out = {}
+def attempt(name, fn):
+    try:
+        out[name] = ["ok", fn()]
+    except Exception as e:
+        out[name] = ["refused", type(e).__name__]
+attempt("sibling", lambda: os.listdir(sys.argv[1]))
+attempt("write data", lambda: open("data.txt", "w").write("x"))
+attempt("write notebook", lambda: open("nb.ipynb", "w").write("{}"))
+attempt("read connection", lambda: open(sys.argv[2]).read())
+attempt("signal host", lambda: os.kill(int(sys.argv[3]), 0))
+attempt("shadow", lambda: open("/etc/shadow").read()[:1])
+attempt("home", lambda: open(os.path.expanduser("~/x"), "w").write("x"))
+attempt("remount", lambda: os.system("mount -o remount,rw / 2>/dev/null") or "mounted")
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(NO_SANDBOX is not None, reason=f"no sandbox here: {NO_SANDBOX}")
+def test_a_sandboxed_process_sees_the_session_and_nothing_of_the_server(tmp_path: Path) -> None:
+    b = box(tmp_path)
+    notebook = Path(b.session) / "nb.ipynb"
+    notebook.write_text('{"cells": []}')
+    sibling = tmp_path / "server" / "lab2"
+    sibling.mkdir()
+    (sibling / "secret.txt").write_text("other session")
+    b = Sandbox(b.session, b.cwd, b.connection_file, protect=protected_files(b.session))
+    cmd = sandbox_command([sys.executable, "-c", PROBE, str(sibling), b.connection_file,
+                           str(os.getpid())], b)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True)
+    seen = json.loads(done.stdout)
+    assert seen["sibling"] == ["refused", "FileNotFoundError"]
+    assert seen["write data"][0] == "ok" and (Path(b.session) / "data.txt").read_text() == "x"
+    assert seen["write notebook"][0] == "refused"
+    assert notebook.read_text() == '{"cells": []}'
+    assert seen["read connection"] == ["ok", '{"key": "k"}']
+    assert seen["signal host"] == ["refused", "ProcessLookupError"]  # not even visible
+    assert seen["shadow"][0] == "refused"
+    assert seen["home"][0] == "ok"
+    assert seen["remount"] != ["ok", "mounted"]
