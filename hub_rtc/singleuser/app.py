@@ -171,7 +171,8 @@ class HubRTCExtension(ExtensionApp):
             return await self.gate.access(self.gate.owner, folder)
 
         provisioner.configure(provisioner.Placement(
-            root_dir, locate, self.owner_kernels_keep_token, self._store_files(root_dir)))
+            root_dir, locate, self.owner_kernels_keep_token, self._store_files(root_dir),
+            runtime=str(app.runtime_dir)))
         factory = KernelProvisionerFactory.instance()
         if factory.default_provisioner_name != provisioner.NAME:
             self.log.info("hub_rtc: kernels start through %s (was %s)", provisioner.NAME,

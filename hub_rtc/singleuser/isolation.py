@@ -15,6 +15,11 @@ the server.  So a session kernel runs in a bubblewrap sandbox that sees:
 - the session folder, where it may write its data files, except that the
   notebooks already there and the update store are read-only (a notebook
   written later is still only the file on disk, which the disk guard checks);
+- where the session folder holds the server's home (a dedicated session
+  server), the home's dot-files and folders read-only (Jupyter's and IPython's
+  configuration and kernelspecs, the user site-packages: code the server or
+  the next kernel would run), its credentials (``.ssh``, ``.netrc``, …) and the
+  runtime folder (the server's and other kernels' connection files) not at all;
 - an empty ``/tmp`` and home of its own, a ``/proc`` of its own process
   namespace (the server's processes are not there to read or signal), and no
   capabilities (as root, without ``--cap-drop ALL`` the sandbox could remount
@@ -53,6 +58,9 @@ SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"
 PROBE_SECONDS = 10.0
 #: at most this many notebooks of a session folder are bound read-only one by one
 MAX_PROTECTED = 2000
+#: entries of a home that hold credentials: hidden, not only read-only
+HOME_SECRETS = (".ssh", ".netrc", ".git-credentials", ".gnupg", ".aws", ".docker", ".kube",
+                ".pgpass", ".my.cnf", ".pypirc")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class Sandbox:
     cwd: str
     connection_file: str
     protect: tuple[str, ...] = ()
+    #: folders or files inside ``session`` the kernel may not even read
+    hide: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = field(default_factory=lambda: python_prefixes())
 
 
@@ -125,6 +135,9 @@ def sandbox_command(cmd: Sequence[str], box: Sandbox, *, bwrap: str = "bwrap",
     args += ["--bind", box.session, box.session]
     for path in box.protect:
         args += ["--ro-bind", path, path]
+    for path in box.hide:  # after protect: a hidden folder inside a protected one stays hidden
+        # a file behind the null device, which the sandbox's nodev mounts make unreadable
+        args += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
     args += ["--ro-bind", box.connection_file, box.connection_file]
     args += ["--chdir", box.cwd, "--"]
     return args + list(cmd)
@@ -142,6 +155,27 @@ def protected_files(session: str, store: Iterable[str] = ()) -> tuple[str, ...]:
                 break
     inside = [p for p in store if os.path.isfile(p) and _within(p, session)]
     return tuple(found + inside)
+
+
+def home_files(home: str, session: str, runtime: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What of the server's ``home`` lies in ``session`` and must be kept from its kernels:
+    (read-only: its dot-files and folders; hidden: its credentials and ``runtime``)."""
+    if not _within(home, session):
+        return (), ()
+    protect, hide = [], []
+    try:
+        entries = sorted(os.listdir(home))
+    except OSError:
+        entries = []
+    for name in entries:
+        path = os.path.join(home, name)
+        if name in HOME_SECRETS:
+            hide.append(path)
+        elif name.startswith(".") and not os.path.islink(path):
+            protect.append(path)
+    if _within(runtime, session) and os.path.isdir(runtime):
+        hide.append(os.path.realpath(runtime))
+    return tuple(protect), tuple(hide)
 
 
 def _within(path: str, folder: str) -> bool:
@@ -190,5 +224,5 @@ def resolve(mode: str, bwrap: str = "bwrap") -> tuple[str, str]:
     return NONE, f"no sandbox on this host ({missing}): kernels run as the server's account"
 
 
-__all__ = ["KERNEL_HOME", "NONE", "SANDBOX", "Sandbox", "probe", "protected_files",
+__all__ = ["KERNEL_HOME", "NONE", "SANDBOX", "Sandbox", "home_files", "probe", "protected_files",
            "python_prefixes", "resolve", "sandbox_command"]

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jupyter_client.provisioning import LocalProvisioner
+from jupyter_core.paths import jupyter_runtime_dir
 
 from ..decision.access import Access
 from . import isolation
@@ -46,6 +47,9 @@ class Placement:
     owner_keeps_token: bool = False
     #: the update store's files (absolute): read-only to a sandboxed kernel that can see them
     store: tuple[str, ...] = ()
+    #: the server's home and runtime folder (its own and its kernels' connection files)
+    home: str = field(default_factory=lambda: os.path.expanduser("~"))
+    runtime: str = field(default_factory=jupyter_runtime_dir)
 
 
 _placement: Placement | None = None
@@ -112,10 +116,12 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
         assert self.parent is not None  # the kernel manager: it wrote the connection file
         session = os.path.realpath(os.path.join(placement.root_dir, access.root))
         inside = _relative(session, cwd) is not None
+        home_protect, home_hide = isolation.home_files(placement.home, session, placement.runtime)
         box = isolation.Sandbox(
             session=session, cwd=os.path.realpath(cwd) if inside else session,
             connection_file=os.path.realpath(self.parent.connection_file),
-            protect=isolation.protected_files(session, placement.store))
+            protect=isolation.protected_files(session, placement.store) + home_protect,
+            hide=home_hide)
         return isolation.sandbox_command(cmd, box)
 
 

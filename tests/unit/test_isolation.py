@@ -127,3 +127,74 @@ def test_a_sandboxed_process_sees_the_session_and_nothing_of_the_server(tmp_path
     assert seen["shadow"][0] == "refused"
     assert seen["home"][0] == "ok"
     assert seen["remount"] != ["ok", "mounted"]
+
+
+def test_a_home_inside_the_session_keeps_its_configuration_and_credentials(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    for name in (".jupyter", ".local/share/jupyter/runtime", ".ssh", "work"):
+        (home / name).mkdir(parents=True)
+    (home / ".bashrc").write_text("")
+    protect, hide = isolation.home_files(str(home), str(home), str(home / ".local/share/jupyter/runtime"))
+    assert sorted(protect) == sorted(str(home / n) for n in (".bashrc", ".jupyter", ".local"))
+    assert sorted(hide) == sorted([str(home / ".ssh"), str(home / ".local/share/jupyter/runtime")])
+    # a session in a folder of the home sees none of it, so nothing is bound from it
+    assert isolation.home_files(str(home), str(home / "work"), str(home / ".local")) == ((), ())
+
+
+HOME_PROBE = r"""
+import json, os, sys
+out = {}
+for name, fn in [
+        ("write config", lambda: open(".jupyter/jupyter_server_config.py", "w").write("x")),
+        ("write kernelspec", lambda: os.makedirs(".local/share/jupyter/kernels/evil")),
+        ("read key", lambda: open(".ssh/id_rsa").read()),
+        ("read other kernel", lambda: open(sys.argv[1]).read()),
+        ("read own connection", lambda: open(sys.argv[2]).read()),
+        ("write data", lambda: open("work/out.csv", "w").write("1"))]:
+    try:
+        out[name] = ["ok", fn()]
+    except Exception as e:
+        out[name] = ["refused", type(e).__name__]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(NO_SANDBOX is not None, reason=f"no sandbox here: {NO_SANDBOX}")
+def test_a_kernel_of_a_whole_home_session_cannot_plant_code_or_read_keys(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    runtime = home / ".local/share/jupyter/runtime"
+    for name in (".jupyter", ".ssh", "work"):
+        (home / name).mkdir(parents=True)
+    runtime.mkdir(parents=True)
+    (home / ".ssh/id_rsa").write_text("PRIVATE KEY")
+    other, own = runtime / "kernel-other.json", runtime / "kernel-own.json"
+    other.write_text('{"key": "other"}')
+    own.write_text('{"key": "own"}')
+    protect, hide = isolation.home_files(str(home), str(home), str(runtime))
+    b = Sandbox(str(home), str(home), str(own), protect=protect, hide=hide)
+    done = subprocess.run(sandbox_command([sys.executable, "-c", HOME_PROBE, str(other), str(own)], b),
+                          capture_output=True, text=True, timeout=60, check=True)
+    seen = json.loads(done.stdout)
+    assert seen["write config"][0] == seen["write kernelspec"][0] == "refused"
+    assert seen["read key"][0] == seen["read other kernel"][0] == "refused"
+    assert seen["read own connection"] == ["ok", '{"key": "own"}']
+    assert seen["write data"][0] == "ok"
+    assert not (home / ".jupyter/jupyter_server_config.py").exists()
+
+
+def test_a_kernelspec_naming_another_provisioner_is_not_started() -> None:
+    from types import SimpleNamespace
+
+    from hub_rtc.singleuser.kernels import refuse_other_provisioners
+
+    specs = {"python3": SimpleNamespace(metadata={}),
+             "ours": SimpleNamespace(metadata={"kernel_provisioner": {
+                 "provisioner_name": "hub-rtc-provisioner"}}),
+             "evil": SimpleNamespace(metadata={"kernel_provisioner": {
+                 "provisioner_name": "local-provisioner"}})}
+    manager = SimpleNamespace(default_kernel_name="python3", kernel_spec_manager=SimpleNamespace(
+        get_kernel_spec=lambda name: specs[name]))
+    refuse_other_provisioners(manager, None)
+    refuse_other_provisioners(manager, "ours")
+    with pytest.raises(RuntimeError, match="names its own provisioner"):
+        refuse_other_provisioners(manager, "evil")
