@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .localhub import LocalHub
+from .singleuser.isolation import resolve
 
 INSTRUCTOR = "ada"
 ADMIN = "root-admin"
@@ -40,6 +41,8 @@ c.JupyterHub.load_groups = {{
 }}
 c.RTCPolicy.instructor_groups = {{{STAFF!r}: [{COURSE!r}]}}
 c.RTCPolicy.max_members_per_session = 8
+# session kernels in a bubblewrap sandbox where this host has one (the banner says which)
+c.RTCPolicy.kernel_isolation = "auto"
 c.Authenticator.admin_users = {{{ADMIN!r}}}
 """
 
@@ -213,6 +216,7 @@ def main(argv: list[str]) -> None:
 def _banner(hub: LocalHub, demo: Demo) -> str:
     session = demo.session
     opened = hub.url + session["url"]
+    kernels = resolve("auto")  # the demo's servers run on this host: the same answer
     return f"""
 hub_rtc demo is running.
 
@@ -227,6 +231,7 @@ hub_rtc demo is running.
               on {demo.server}'s server, shared with the members: hosting {session['hosting']['state']}
   open it     {opened}
   notebook    {opened}/{NOTEBOOK}   (cell "{LOCKED_CELL}" is locked: only {session['owner']} may change it)
+  kernels     {kernels[0]}: {kernels[1]}
   API         {hub.service_url}/sessions  (Authorization: token <your hub token>)
 
 Press Ctrl-C to stop.
