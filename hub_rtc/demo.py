@@ -231,7 +231,7 @@ hub_rtc demo is running.
               on {demo.server}'s server, shared with the members: hosting {session['hosting']['state']}
   open it     {opened}
   notebook    {opened}/{NOTEBOOK}   (cell "{LOCKED_CELL}" is locked: only {session['owner']} may change it)
-  kernels     {kernels[0]}: {kernels[1]}
+  kernels     {kernels.mode}: {kernels.why}
   API         {hub.service_url}/sessions  (Authorization: token <your hub token>)
 
 Press Ctrl-C to stop.

@@ -43,6 +43,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..decision.kernels import KernelIsolation, kernel_isolation
+
 #: the modes a server runs session kernels in, strongest first
 SANDBOX, NONE = "sandbox", "none"
 #: the home the kernel sees (an empty tmpfs: IPython keeps its profile there)
@@ -207,21 +209,10 @@ def probe(bwrap: str = "bwrap") -> str | None:
     return None
 
 
-def resolve(mode: str, bwrap: str = "bwrap") -> tuple[str, str]:
-    """The mode kernels really run in for the policy's ``mode``, and why.
-
-    ``auto`` is the strongest the host supports; ``sandbox`` where none can be
-    made stays ``sandbox`` with the reason, and the provisioner refuses to start
-    a session kernel rather than run it with the server's authority.
-    """
-    if mode == NONE:
-        return NONE, "the policy says kernels run as the server's account"
-    missing = probe(bwrap)
-    if missing is None:
-        return SANDBOX, "kernels run in a bubblewrap sandbox"
-    if mode == SANDBOX:
-        return SANDBOX, f"the policy asks for a sandbox, but {missing}"
-    return NONE, f"no sandbox on this host ({missing}): kernels run as the server's account"
+def resolve(mode: str, bwrap: str = "bwrap") -> KernelIsolation:
+    """How kernels really run here for the policy's ``mode`` (the decision's rule, with
+    this host's answer; the probe runs only where the policy may want a sandbox)."""
+    return kernel_isolation(mode, None if mode == NONE else probe(bwrap))
 
 
 __all__ = ["KERNEL_HOME", "NONE", "SANDBOX", "Sandbox", "home_files", "probe", "protected_files",

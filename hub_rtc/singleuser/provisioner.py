@@ -96,13 +96,14 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
         if placement is None or access is None or not in_session:
             self.isolation_mode, self.isolation_reason = isolation.NONE, "not in a session"
             return launch
-        mode, why = isolation.resolve(access.kernel_isolation)
-        self.isolation_mode, self.isolation_reason = mode, why
-        if mode == isolation.SANDBOX:
-            if isolation.probe() is not None:
-                raise RuntimeError(f"hub_rtc: this session's kernels must run in a sandbox: {why}")
+        decided = isolation.resolve(access.kernel_isolation)
+        self.isolation_mode, self.isolation_reason = decided.mode, decided.why
+        if decided.mode == "refused":
+            raise RuntimeError(f"hub_rtc: {decided.why}")
+        if decided.mode == isolation.SANDBOX:
             launch["cmd"] = self._sandboxed(launch["cmd"], placement, access, cwd)
-        self.log.info("hub_rtc: kernel %s of session %s: %s", self.kernel_id, access.session_id, why)
+        self.log.info("hub_rtc: kernel %s of session %s: %s", self.kernel_id, access.session_id,
+                      decided.why)
         return launch
 
     async def _session_at(self, placement: Placement | None, cwd: str) -> Access | None:
