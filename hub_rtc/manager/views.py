@@ -13,8 +13,9 @@ from urllib.parse import quote
 from sqlalchemy.orm import Session
 
 from ..decision import CellRuleView, GrantView, Principal, SessionView
+from ..decision.kernels import kernel_isolation
 from ..decision.roles import session_state
-from ..records import CellRule, Grant, RTCSession, queries
+from ..records import CellRule, Grant, RTCSession, Server, queries
 from ..records.queries import online, principal_names, watcher_names
 
 __all__ = [
@@ -144,9 +145,24 @@ def open_url(row: RTCSession, hub_base_url: str) -> str:
     return f"{base}/user/{server}/lab/tree{tree}"
 
 
+def server_kernels(server: Server | None, kernel_policy: str) -> dict[str, str]:
+    """How session kernels run on ``server``: the policy against what it said it can do."""
+    if server is None or server.kernel_sandbox is None:
+        return {"mode": "unknown", "why": "the server has not said yet whether it can run "
+                                          "kernels in a sandbox"}
+    decided = kernel_isolation(kernel_policy,
+                               None if server.kernel_sandbox else server.kernel_sandbox_missing)
+    return {"mode": decided.mode, "why": decided.why}
+
+
+def kernels_json(db: Session, row: RTCSession, kernel_policy: str) -> dict[str, str]:
+    """How the session's kernels run (see :func:`server_kernels`)."""
+    return server_kernels(Server.find(db, row.server_user, row.server_name), kernel_policy)
+
+
 def session_json(
     db: Session, row: RTCSession, my_role: str | None, hub_base_url: str,
-    online_now: dict[str, list[str]] | None = None,
+    online_now: dict[str, list[str]] | None = None, kernel_policy: str = "auto",
 ) -> dict[str, Any]:
     """One session in the API's form; a list passes ``online_now`` for all its rows at once."""
     if online_now is None:
@@ -167,6 +183,7 @@ def session_json(
         "ended_at": iso(row.ended_at),
         "url": open_url(row, hub_base_url),
         "hosting": {"state": row.hosting_state, "message": row.hosting_message},
+        "kernels": kernels_json(db, row, kernel_policy),
         "my_role": my_role,
         "members": members_json(db, row),
         "online": online_now.get(row.id, []),

@@ -298,6 +298,10 @@ class Server(Base):
     announced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     run_started: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: whether the server can run session kernels in a sandbox (None: it did not say)
+    kernel_sandbox: Mapped[bool | None] = mapped_column(Boolean())
+    #: why it cannot ("" where it can, or did not say)
+    kernel_sandbox_missing: Mapped[str] = mapped_column(String(300), default="", server_default="")
 
     def __repr__(self) -> str:
         return f"<Server {self.user}/{self.name} {self.version}>"

@@ -24,7 +24,7 @@ from .. import __version__
 from ..decision.access import Access
 from ..guard import Limits
 from ..protocol import ROOM_ROUTE, ROOM_ROUTE_PATTERN
-from . import provisioner
+from . import isolation, provisioner
 from .authorizer import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
 from .connection import RoomGuards
@@ -137,6 +137,8 @@ class HubRTCExtension(ExtensionApp):
         return os.environ.get("HUB_RTC_SERVICE_NAME", "") or service_name_in(self.service_url)
 
     active = False
+    #: None where this server can run session kernels in a sandbox, else why not
+    cannot_sandbox: str | None = None
 
     def initialize_settings(self) -> None:
         app = self.serverapp
@@ -165,6 +167,9 @@ class HubRTCExtension(ExtensionApp):
         why = forbid_dumps()
         if why:
             self.log.warning("hub_rtc: %s", why)
+        self.cannot_sandbox = isolation.probe()  # once, at start-up: said when announcing
+        self.log.info("hub_rtc: session kernels %s", "can run in a bubblewrap sandbox"
+                      if self.cannot_sandbox is None else f"cannot be sandboxed: {self.cannot_sandbox}")
         root_dir = str(getattr(app.contents_manager, "root_dir", "") or os.getcwd())
 
         async def locate(folder: str) -> Access:
@@ -344,7 +349,8 @@ class HubRTCExtension(ExtensionApp):
         self.disk.session_changed(None)  # who runs code in which session may have changed too
         assert self.gate.client is not None and self.serverapp is not None
         try:
-            answer = await self.gate.client.announce(__version__, self.serverapp.base_url)
+            answer = await self.gate.client.announce(__version__, self.serverapp.base_url,
+                                                     self.cannot_sandbox)
         except ServiceUnavailable as e:
             self.log.error("hub_rtc: announcing this server failed: %s", e)
             return

@@ -54,9 +54,12 @@ class ServiceClient:
                                 {"user": user, "server_name": self.server_name, "path": path})
         return Access.from_json(data)
 
-    async def announce(self, version: str, base_url: str) -> dict[str, Any]:
+    async def announce(self, version: str, base_url: str, cannot_sandbox: str | None,
+                       ) -> dict[str, Any]:
+        """``cannot_sandbox``: None where this server can run kernels in a sandbox, else why not."""
         return await self._call("POST", "/servers/announce", {
-            "server_name": self.server_name, "version": version, "base_url": base_url})
+            "server_name": self.server_name, "version": version, "base_url": base_url,
+            "kernels": {"sandbox": cannot_sandbox is None, "missing": (cannot_sandbox or "")[:300]}})
 
     async def record(self, session_id: str, events: list[dict[str, Any]]) -> None:
         for start in range(0, len(events), BATCH_LIMIT):

@@ -44,7 +44,7 @@ def _fill_0001(url: str) -> None:
 
 
 #: the newest migration: a new one moves this
-HEAD = "0006"
+HEAD = "0007"
 
 
 def test_upgrade_from_first_revision_keeps_rows(db_url: str) -> None:
@@ -54,6 +54,8 @@ def test_upgrade_from_first_revision_keeps_rows(db_url: str) -> None:
     assert current_revision(engine) == HEAD
     tables = set(inspect(engine).get_table_names())
     assert {"activity_events", "cell_baselines", "notebook_baselines"} <= tables
+    assert {"kernel_sandbox", "kernel_sandbox_missing"} <= {
+        c["name"] for c in inspect(engine).get_columns("servers")}
     engine.dispose()
     assert (_count(db_url, "users"), _count(db_url, "sessions"), _count(db_url, "grants")) == (2, 1, 1)
 

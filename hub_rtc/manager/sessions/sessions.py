@@ -64,9 +64,9 @@ class Sessions:
 
     async def json_of(self, session_id: str, role: str | None) -> dict[str, Any]:
         """The API form of a session, with the caller's role in it."""
-        base = self.ctx.hub_base_url
+        base, kernels = self.ctx.hub_base_url, self.ctx.policy.kernel_isolation
         return await self.ctx.db.run(
-            lambda db: session_json(db, _get(db, session_id), role, base)
+            lambda db: session_json(db, _get(db, session_id), role, base, kernel_policy=kernels)
         )
 
     async def list(
@@ -82,6 +82,7 @@ class Sessions:
             raise Forbidden(f"listing every session needs the {SCOPE_ADMIN} scope")
         principal = await self.people.principal(actor)
         policy, base = self.ctx.policy.decision_view(), self.ctx.hub_base_url
+        kernels = self.ctx.policy.kernel_isolation
 
         def query(db: Session) -> list[dict[str, Any]]:
             rows = _visible(db, principal, which, state, limit, offset)
@@ -91,7 +92,7 @@ class Sessions:
                 view = load_view(db, row.id, principal)
                 assert view is not None
                 role = effective_role(principal, view, policy, models.utcnow())
-                out.append(session_json(db, row, role, base, online_now))
+                out.append(session_json(db, row, role, base, online_now, kernels))
             return out
 
         return await self.ctx.db.run(query)
