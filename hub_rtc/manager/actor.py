@@ -1,4 +1,27 @@
-"""Who is calling the service, as the hub vouched for them."""
+"""Who is calling the service, as the hub vouched for them.
+
+A shared server's own hub token (``$JUPYTERHUB_API_TOKEN`` there) resolves,
+at the hub, to the server's user; code in a kernel on that server can find
+it.  So it is the server, never its user: the service tells it apart by its
+scopes (:func:`bound_server`) and takes it only on the endpoints the hub_rtc
+extension itself calls, for that one server:
+
+- ``POST /servers/announce``: the extension runs here (and on every
+  reconnection of its events channel);
+- ``POST /servers/rights``: what a user may do on this server, cached there;
+- ``POST`` and ``PUT /servers/baselines``: the last authorized content of a
+  notebook's ruled cells, read when its room loads and kept when it saves;
+- ``POST /servers/presence``: who has this server's sessions' documents open;
+- ``POST /sessions/{id}/activity``: counted edits, runs and refusals, for
+  sessions hosted on this server only (:func:`speaks_for`);
+- ``GET /servers/events``: the push channel (a websocket).
+
+Every other endpoint (sessions, members, cell rules, teams, the documents
+API and the relay, ``/me``, ``/identity``, ``/authorize``, ``/status``, the
+admin's list of servers, every page) refuses it with :data:`SERVER_TOKEN_REFUSED`,
+whatever scopes an admin's ``c.Spawner.server_token_scopes`` gave it, and
+``/authorize`` will not take it as the token to decide about either.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +68,21 @@ def bound_server(actor: Actor) -> tuple[str, str] | None:
     prefix = f"access:servers!server={actor.name}/"
     names = [s[len(prefix):] for s in actor.scopes if s.startswith(prefix)]
     return (actor.name, names[0]) if actor.kind == "user" and len(names) == 1 else None
+
+
+#: what a server's own token is told by the endpoints that are not its own
+SERVER_TOKEN_REFUSED = ("this is {server}'s own hub token: a shared server's token speaks for "
+                        "that server only (announce, rights, baselines, presence, activity, "
+                        "events), never as its user")
+
+
+def server_token_refusal(actor: Actor) -> str | None:
+    """Why ``actor`` may not use an endpoint other than a server's own; None: they may."""
+    bound = bound_server(actor)
+    if bound is None:
+        return None
+    label = f"{bound[0]}'s server" + (f" {bound[1]!r}" if bound[1] else "")
+    return SERVER_TOKEN_REFUSED.format(server=label)
 
 
 def holds_for(actor: Actor, scope: str, server: tuple[str, str]) -> bool:

@@ -335,13 +335,17 @@ class HubRTCExtension(ExtensionApp):
         signal.signal(signal.SIGINT, serverapp._signal_stop)
 
     def _check_auth(self) -> None:
-        """Refuse to run if anything put back another Authorizer: shares would be full access."""
+        """Refuse to run if anything put back another Authorizer (shares would be full
+        access) or IdentityProvider (the server's own token would be its owner again)."""
         assert self.serverapp is not None
-        authorizer = self.serverapp.web_app.settings.get("authorizer")
-        if not isinstance(authorizer, HubRTCAuthorizer):
-            self.log.critical("hub_rtc: requests are authorized by %s, not hub_rtc; refusing to start",
-                              type(authorizer).__qualname__)
-            os._exit(3)
+        settings = self.serverapp.web_app.settings
+        for key, ours in (("authorizer", HubRTCAuthorizer), ("identity_provider", HubRTCIdentityProvider)):
+            found = settings.get(key)
+            if not isinstance(found, ours):
+                self.log.critical("hub_rtc: requests are %s by %s, not hub_rtc; refusing to start",
+                                  "authorized" if key == "authorizer" else "identified",
+                                  type(found).__qualname__)
+                os._exit(3)
 
     async def _on_connected(self) -> None:
         # pushes may have been missed while disconnected; the channel then says "ready"

@@ -12,6 +12,12 @@ says the caller is the hub_rtc service itself; the request is then that
 user's in every respect (rights, identity, attribution, kernel identity),
 except that it never gets more than sessions give: no owner's shortcut, no
 terminal, nothing outside a session's folder (see docs/security.md).
+
+A request carrying this server's own hub token (``$JUPYTERHUB_API_TOKEN``,
+which the hub resolves to the owner and code in a kernel can find) is
+refused by the IdentityProvider before anything else, and again by the
+Authorizer: it is nobody's browser.  Where a token can come from and who
+calls this server with its own token (nobody) is in :mod:`.own_token`.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from ..decision.owner import owner_access, owns_server
 from ..protocol import ACCESS_WITHDRAWN, ON_BEHALF_HEADER, READ_ONLY_HEADER
 from .gate import Gate
 from .links import has_other_names, is_hidden, real_path
+from .own_token import REFUSED, carrying, header_token, same_token_id
 from .roomid import RoomId
 from .targets import Target, clean_path, target
 
@@ -78,6 +85,33 @@ def asserted_user(caller: dict[str, Any], raw_name: str, read_only: bool = False
                            "user_info": {}, VIA_SERVICE: caller.get("name"), READ_ONLY: read_only})
 
 
+def presented_tokens(handler: Any, hub_auth: Any) -> dict[str, list[str | None]]:
+    """Every token ``handler``'s request carries, where HubAuth would look for one."""
+    arguments = handler.get_arguments("token") + handler.get_arguments("token", strip=False)
+    header = handler.request.headers.get(hub_auth.auth_header_name, "")
+    # the cookie as HubOAuth itself reads it (decrypted); a plain HubAuth keeps none
+    cookie = getattr(hub_auth, "_get_token_cookie", lambda _: None)(handler)
+    return {"the token argument": arguments,
+            "the Authorization header": header_token(header, hub_auth.auth_header_pat),
+            "the login cookie": [cookie],
+            "the request": [hub_auth.get_token(handler)]}
+
+
+def own_token_in(handler: Any, hub_auth: Any) -> str | None:
+    """Where ``handler``'s request carries this server's own token; None if nowhere."""
+    return carrying(presented_tokens(handler, hub_auth), hub_auth.api_token)
+
+
+def refuse_own_token(handler: Any, log: Any, where: str) -> None:
+    """403, logged: the request came with this server's own token (``where``)."""
+    log.warning("%s: refused %s %s from %s (it came in %s)", REFUSED, handler.request.method,
+                handler.request.path, handler.request.remote_ip, where)
+    # nobody signed in: error pages and later lookups must not resolve the token again
+    handler._jupyterhub_user = None
+    handler.current_user = handler._jupyter_current_user = None
+    raise web.HTTPError(403, REFUSED)
+
+
 def narrowed(user: Any, access: Access) -> Access:
     """``access`` as it applies to ``user``: unchanged for anyone signed in themselves;
     the decision's :func:`~hub_rtc.decision.access.relayed` for a user it acts for."""
@@ -92,6 +126,11 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
     gate = AnyTrait(help="The hub_rtc Gate that asks the service (set by the extension).")
 
     async def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
+        where = own_token_in(handler, self.hub_auth)
+        if where is not None:  # (the IdentityProvider refused it already: never the owner)
+            self.log.warning("%s: refused %s %s (it came in %s)", REFUSED, action,
+                             handler.request.path, where)
+            return False
         if not super().is_authorized(handler, user, action, resource):
             return False
         gate: Gate = self.gate
@@ -278,10 +317,18 @@ class HubRTCIdentityProvider(JupyterHubIdentityProvider):
              "(set by the extension)."
     )
 
+    #: this server's own token's id at the hub, once asked ("": the hub names none)
+    _own_token_id: str | None = None
+
     async def get_user(self, handler: Any) -> Any:
+        where = own_token_in(handler, self.hub_auth)
+        if where is not None:  # before the hub is asked, or a ?token= stored in a cookie
+            refuse_own_token(handler, self.log, where)
         user = await super().get_user(handler)
         if user is None or getattr(user, "hub_rtc_identity", None) is not None:
             return user
+        if same_token_id(user.hub_user, await self.own_token_id()):
+            refuse_own_token(handler, self.log, "a way the hub resolved to its id")
         user = self._on_behalf(handler, user)
         access = await self.gate.identity_of(hub_name(user))
         if access.identity:
@@ -292,6 +339,17 @@ class HubRTCIdentityProvider(JupyterHubIdentityProvider):
             user.color = shown["color"]
         user.hub_rtc_identity = access.awareness_user(hub_name(user))
         return user
+
+    async def own_token_id(self) -> str | None:
+        """This server's own token's id, as the hub names it (``/hub/api/user``'s ``token_id``)."""
+        if self._own_token_id is None:
+            try:
+                model = await self.hub_auth.user_for_token(self.hub_auth.api_token, sync=False)
+            except Exception as e:  # the hub is down: the tokens themselves are still compared
+                self.log.warning("hub_rtc: could not ask the hub for this server's token id: %s", e)
+                return None
+            self._own_token_id = str((model or {}).get("token_id") or "")
+        return self._own_token_id or None
 
     def _on_behalf(self, handler: Any, user: Any) -> Any:
         """The user the service names, if the caller is the service; else the caller."""

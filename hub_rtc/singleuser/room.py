@@ -20,7 +20,7 @@ from tornado import web
 
 from ..decision.access import Access
 from ..decision.owner import owner_access, owns_server
-from .authorizer import hub_name, narrowed, on_behalf, room_path
+from .authorizer import hub_name, narrowed, on_behalf, own_token_in, refuse_own_token, room_path
 from .connection import RoomConnection
 from .roomid import RoomId, RoomIdError, parse_room_id, room_tail
 
@@ -44,6 +44,9 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         # Authenticate and authorize BEFORE the stock prepare() creates the
         # room and loads the document: a non-member gets 403 and nothing loads.
         await ensure_async(JupyterHandler.prepare(self))  # type: ignore[arg-type]
+        where = own_token_in(self, self.identity_provider.hub_auth)
+        if where is not None:  # refused by the IdentityProvider already; never the owner here
+            refuse_own_token(self, self.log, where)
         user = self.current_user
         if user is None:
             raise web.HTTPError(403, "hub_rtc: sign in to open this document")

@@ -11,7 +11,7 @@ from tornado.web import HTTPError, RequestHandler
 
 from ...adapters.hub import HubClient
 from ...manager import Actor, Manager, RTCError
-from ...manager.actor import SCOPE_SESSIONS
+from ...manager.actor import SCOPE_SESSIONS, server_token_refusal
 from ...manager.errors import BadRequest, TooLarge
 from ..spec import check
 
@@ -51,14 +51,24 @@ class APIHandler(HubOAuthenticated, RequestHandler):
         # HubOAuth decides per request (tokens need none, cookies do).
         return self.hub_auth.check_xsrf_cookie(self)
 
-    async def actor(self, scope: str | None = SCOPE_SESSIONS) -> Actor:
-        """The caller, who must hold ``scope`` (``custom:rtc:admin`` holds all)."""
+    async def actor(self, scope: str | None = SCOPE_SESSIONS, *, server_token: bool = False,
+                    ) -> Actor:
+        """The caller, who must hold ``scope`` (``custom:rtc:admin`` holds all).
+
+        ``server_token``: the endpoint is one a shared server calls with its own
+        token; everywhere else that token is refused, whatever its scopes
+        (:mod:`hub_rtc.manager.actor` lists them).
+        """
         model = self.current_user
         if not model:
             raise HTTPError(403, "authenticate with a hub token or log in through the hub")
         scopes = frozenset(model.get("scopes") or ())
         kind = model.get("kind", "user")
         groups = frozenset(model.get("groups") or ())
+        refusal = server_token_refusal(Actor(model["name"], groups, scopes, kind))
+        if refusal is not None and not server_token:
+            log.warning("%s %s refused: %s", self.request.method, self.request.path, refusal)
+            raise HTTPError(403, refusal)
         if kind == "user":
             found = await self.hub.user(model["name"])
             groups = found.groups if found else groups

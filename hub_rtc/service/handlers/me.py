@@ -7,7 +7,7 @@ import yaml
 from ... import __version__
 from ...decision import Resource
 from ...manager import Actor
-from ...manager.actor import SCOPE_AUTHORIZE
+from ...manager.actor import SCOPE_AUTHORIZE, server_token_refusal
 from ...manager.errors import Forbidden, Invalid
 from ..spec import spec
 from .base import APIHandler
@@ -80,6 +80,9 @@ class AuthorizeHandler(APIHandler):
             if not model or model.get("kind", "user") != "user":
                 raise Invalid("token: not a valid hub user token")
             name = model["name"]
+            refusal = server_token_refusal(Actor(name, scopes=frozenset(model.get("scopes") or ())))
+            if refusal is not None:  # it is the server, not its user: ask about them by name
+                raise Invalid(f"token: {refusal}")
         else:
             name = body.get("user", caller.name)
         hub_user = await self.manager.people.hub_user(name)
