@@ -220,7 +220,9 @@ c.JupyterHub.spawner_class = "simple"
 # every user's home (and so every server's working directory) inside the hub's folder
 c.SimpleLocalProcessSpawner.home_dir_template = {home!r} + "/{{username}}"
 c.Spawner.args = ["--allow-root"]
-c.Spawner.cmd = [{python!r}, "-m", "jupyterhub.singleuser"]
+# -P: not the server's working folder first on sys.path: it is a session folder, which
+# kernels may write, and a package planted there would be what the server imports
+c.Spawner.cmd = [{python!r}, "-P", "-m", "jupyterhub.singleuser"]
 c.JupyterHub.cleanup_servers = True
 c.JupyterHub.services = [{{"name": "ops", "api_token": {ops_token!r}}}]
 c.JupyterHub.load_roles = [

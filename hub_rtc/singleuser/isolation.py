@@ -60,6 +60,14 @@ SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"
 PROBE_SECONDS = 10.0
 #: at most this many notebooks of a session folder are bound read-only one by one
 MAX_PROTECTED = 2000
+#: what a server (and the shells of its terminals) reads from its home at start, made
+#: before a kernel of a session that holds the home starts, so that it is there to be
+#: bound read-only: a kernel must not be able to create one either
+HOME_DIRS = (".jupyter", ".local", ".ipython", ".config", ".cache")
+#: (name, content): bash reads the first of .bash_profile, .bash_login and .profile, so
+#: .bash_profile is made to read .profile, as bash would without it
+HOME_FILES = ((".bashrc", ""), (".profile", ""), (".zshenv", ""), (".bash_logout", ""),
+              (".bash_profile", "[ -f ~/.profile ] && . ~/.profile\n"))
 #: entries of a home that hold credentials: hidden, not only read-only
 HOME_SECRETS = (".ssh", ".netrc", ".git-credentials", ".gnupg", ".aws", ".docker", ".kube",
                 ".pgpass", ".my.cnf", ".pypirc")
@@ -155,14 +163,28 @@ def protected_files(session: str, store: Iterable[str] = ()) -> tuple[str, ...]:
             found.append(str(path))
             if len(found) >= MAX_PROTECTED:
                 break
-    inside = [p for p in store if os.path.isfile(p) and _within(p, session)]
+    inside = [p for p in store if os.path.isfile(p) and within(p, session)]
     return tuple(found + inside)
+
+
+def make_home_entries(home: str) -> None:
+    """Make :data:`HOME_DIRS` and :data:`HOME_FILES` that ``home`` lacks (empty: what
+    their absence means), so that they exist to be bound read-only."""
+    for name in HOME_DIRS:
+        path = os.path.join(home, name)
+        if not os.path.lexists(path):
+            os.makedirs(path, mode=0o700, exist_ok=True)
+    for name, content in HOME_FILES:
+        path = os.path.join(home, name)
+        if not os.path.lexists(path):
+            with open(path, "x", encoding="utf-8") as f:
+                f.write(content)
 
 
 def home_files(home: str, session: str, runtime: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """What of the server's ``home`` lies in ``session`` and must be kept from its kernels:
     (read-only: its dot-files and folders; hidden: its credentials and ``runtime``)."""
-    if not _within(home, session):
+    if not within(home, session):
         return (), ()
     protect, hide = [], []
     try:
@@ -175,12 +197,13 @@ def home_files(home: str, session: str, runtime: str) -> tuple[tuple[str, ...], 
             hide.append(path)
         elif name.startswith(".") and not os.path.islink(path):
             protect.append(path)
-    if _within(runtime, session) and os.path.isdir(runtime):
+    if within(runtime, session) and os.path.isdir(runtime):
         hide.append(os.path.realpath(runtime))
     return tuple(protect), tuple(hide)
 
 
-def _within(path: str, folder: str) -> bool:
+def within(path: str, folder: str) -> bool:
+    """Whether ``path`` is ``folder`` or below it, links resolved."""
     real, top = os.path.realpath(path), os.path.realpath(folder)
     return real == top or real.startswith(top.rstrip("/") + "/")
 
@@ -215,5 +238,6 @@ def resolve(mode: str, bwrap: str = "bwrap") -> KernelIsolation:
     return kernel_isolation(mode, None if mode == NONE else probe(bwrap))
 
 
-__all__ = ["KERNEL_HOME", "NONE", "SANDBOX", "Sandbox", "home_files", "probe", "protected_files",
+__all__ = ["KERNEL_HOME", "NONE", "SANDBOX", "Sandbox", "home_files", "within", "make_home_entries", "probe",
+           "protected_files",
            "python_prefixes", "resolve", "sandbox_command"]

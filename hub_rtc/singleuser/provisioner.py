@@ -117,6 +117,8 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
         assert self.parent is not None  # the kernel manager: it wrote the connection file
         session = os.path.realpath(os.path.join(placement.root_dir, access.root))
         inside = _relative(session, cwd) is not None
+        if isolation.within(placement.home, session):  # the session holds the server's home
+            isolation.make_home_entries(placement.home)
         home_protect, home_hide = isolation.home_files(placement.home, session, placement.runtime)
         box = isolation.Sandbox(
             session=session, cwd=os.path.realpath(cwd) if inside else session,

@@ -181,3 +181,14 @@ def saved_notebook(path: Path, timeout: float = 5) -> dict[str, Any]:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say which kernel-isolation modes test_kernel_authority.py ran in (issue 11)."""
+    import sys
+
+    module = sys.modules.get("tests.integration.test_kernel_authority")
+    modes = getattr(module, "MODES_RUN", None)
+    if modes is not None:
+        terminalreporter.write_line(
+            f"kernel isolation modes run: {', '.join(sorted(modes)) or '(no mode ran)'}")

@@ -400,3 +400,30 @@ def test_0003_keeps_sessions_and_lets_nobody_in_until_announced(db_url: str) -> 
     assert states == {"s1": "waiting", "s2": "stopped"}
     downgrade(db_url, "0002")
     assert (_count(db_url, "sessions"), _count(db_url, "grants")) == (2, 1)
+
+
+# -- how session kernels run ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("wish", "kernels", "mode"), [
+    ("auto", None, "unknown"),  # an older extension says nothing
+    ("auto", {"sandbox": True, "missing": ""}, "sandbox"),
+    ("auto", {"sandbox": False, "missing": "bwrap (bubblewrap) is not installed"}, "none"),
+    ("sandbox", {"sandbox": False, "missing": "bwrap (bubblewrap) is not installed"}, "refused"),
+    ("none", {"sandbox": True, "missing": ""}, "none")])
+async def test_the_session_and_the_admin_say_how_kernels_run(
+        hosted: Manager, directory: StaticDirectory, wish: str, kernels: dict | None,
+        mode: str) -> None:
+    hosted.ctx.policy.kernel_isolation = wish
+    directory.run("alice")
+    body = {"server_name": "", "version": "0.1", "base_url": "/user/alice/"}
+    said = {"kernels": kernels} if kernels else {}
+    await hosted.servers.announce(server_token("alice"), {**body, **said})
+    s = await hosted.sessions.create(ALICE, {"title": "Lab", "host": "owner"})
+    assert s["kernels"]["mode"] == mode
+    if kernels and not kernels["sandbox"]:
+        assert kernels["missing"] in s["kernels"]["why"]  # and why the server cannot do better
+    if mode == "none":
+        assert "runs as the server's account" in s["kernels"]["why"]
+    [server] = await hosted.servers.list(ADMIN)
+    assert server["kernels"] == s["kernels"] == (await hosted.sessions.get(ALICE, s["id"]))["kernels"]

@@ -149,6 +149,7 @@ import json, os, sys
 out = {}
 for name, fn in [
         ("write config", lambda: open(".jupyter/jupyter_server_config.py", "w").write("x")),
+        ("write rc", lambda: open(".bashrc", "a").write("x")),
         ("write kernelspec", lambda: os.makedirs(".local/share/jupyter/kernels/evil")),
         ("read key", lambda: open(".ssh/id_rsa").read()),
         ("read other kernel", lambda: open(sys.argv[1]).read()),
@@ -164,21 +165,24 @@ print(json.dumps(out))
 
 @pytest.mark.skipif(NO_SANDBOX is not None, reason=f"no sandbox here: {NO_SANDBOX}")
 def test_a_kernel_of_a_whole_home_session_cannot_plant_code_or_read_keys(tmp_path: Path) -> None:
-    home = tmp_path / "home"
+    home = tmp_path / "home"  # fresh: no .jupyter yet, which the kernel must not create
     runtime = home / ".local/share/jupyter/runtime"
-    for name in (".jupyter", ".ssh", "work"):
+    for name in (".ssh", "work"):
         (home / name).mkdir(parents=True)
     runtime.mkdir(parents=True)
     (home / ".ssh/id_rsa").write_text("PRIVATE KEY")
     other, own = runtime / "kernel-other.json", runtime / "kernel-own.json"
     other.write_text('{"key": "other"}')
     own.write_text('{"key": "own"}')
+    isolation.make_home_entries(str(home))  # what the provisioner does first
+    assert (home / ".jupyter").is_dir() and (home / ".bashrc").read_text() == ""
+    assert "~/.profile" in (home / ".bash_profile").read_text()
     protect, hide = isolation.home_files(str(home), str(home), str(runtime))
     b = Sandbox(str(home), str(home), str(own), protect=protect, hide=hide)
     done = subprocess.run(sandbox_command([sys.executable, "-c", HOME_PROBE, str(other), str(own)], b),
                           capture_output=True, text=True, timeout=60, check=True)
     seen = json.loads(done.stdout)
-    assert seen["write config"][0] == seen["write kernelspec"][0] == "refused"
+    assert seen["write config"][0] == seen["write kernelspec"][0] == seen["write rc"][0] == "refused"
     assert seen["read key"][0] == seen["read other kernel"][0] == "refused"
     assert seen["read own connection"] == ["ok", '{"key": "own"}']
     assert seen["write data"][0] == "ok"

@@ -4,6 +4,10 @@ A shared server speaks with its own hub token (``custom:rtc:authorize``
 through the hub's ``server`` role); the hub says which server that token
 belongs to.  A holder of ``custom:rtc:admin`` may speak for any server by
 naming ``server_user``: tests and tools do, no server needs to.
+
+These (with presence, baselines and activity) are the only endpoints a
+server's own token may use; every other one refuses it
+(:mod:`hub_rtc.manager.actor` lists them).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ..context import Context
 from ..errors import Forbidden
 from ..ports import HostingError, ServerKey
 from ..validate import folder
-from ..views import iso
+from ..views import iso, server_kernels
 from .hosting import Hosting, server_label
 from .shares import Shares
 
@@ -81,6 +85,9 @@ class Servers:
         now = models.utcnow()
         row.version, row.base_url = body["version"], body["base_url"]
         row.announced_at, row.last_seen, row.run_started = now, now, started
+        kernels = body.get("kernels")  # absent from older extensions: not known
+        row.kernel_sandbox = bool(kernels["sandbox"]) if kernels else None
+        row.kernel_sandbox_missing = str(kernels["missing"]) if kernels else ""
         return self.hosting.announced(db, server, body["version"])
 
     async def hello(self, caller: Actor, server_name: str,
@@ -99,7 +106,8 @@ class Servers:
     async def list(self, caller: Actor) -> list[dict[str, Any]]:
         if not caller.is_admin:
             raise Forbidden(f"listing servers needs the {SCOPE_ADMIN} scope")
-        return await self.ctx.db.run(_servers_json)
+        policy = self.ctx.policy.kernel_isolation
+        return await self.ctx.db.run(lambda db: _servers_json(db, policy))
 
     async def rights(self, caller: Actor, body: dict[str, Any]) -> dict[str, Any]:
         """What ``body["user"]`` may do at ``body["path"]`` on the calling server."""
@@ -140,7 +148,7 @@ def _unknown(name: str) -> dict[str, Any]:
             "reason": f"no hub user named {name!r}"}
 
 
-def _servers_json(db: Session) -> list[dict[str, Any]]:
+def _servers_json(db: Session, kernel_policy: str) -> list[dict[str, Any]]:
     rows = list(db.scalars(select(Server).order_by(Server.user, Server.name)))
     out = []
     for row in rows:
@@ -148,6 +156,7 @@ def _servers_json(db: Session) -> list[dict[str, Any]]:
             "user": row.user, "name": row.name, "version": row.version, "base_url": row.base_url,
             "announced_at": iso(row.announced_at), "last_seen": iso(row.last_seen),
             "sessions": hosted_on(db, (row.user, row.name)),
+            "kernels": server_kernels(row, kernel_policy),
         })
     return out
 
