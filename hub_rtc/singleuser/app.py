@@ -211,7 +211,8 @@ class HubRTCExtension(ExtensionApp):
         hub_auth = app.identity_provider.hub_auth  # type: ignore[attr-defined]
         identity = HubRTCIdentityProvider(parent=app, hub_auth=hub_auth, gate=self.gate,
                                           service_name=self.service_name)
-        authorizer = HubRTCAuthorizer(parent=app, identity_provider=identity, gate=self.gate)
+        authorizer = HubRTCAuthorizer(parent=app, identity_provider=identity, gate=self.gate,
+                                      tally=self.tally)
         app.identity_provider = identity
         app.authorizer = authorizer
         # ExtensionApp copies the web app's settings before initialize_settings()

@@ -40,6 +40,7 @@ from traitlets import Unicode
 from ..decision.access import Access, relayed
 from ..decision.owner import owner_access, owns_server
 from ..protocol import ACCESS_WITHDRAWN, ON_BEHALF_HEADER, READ_ONLY_HEADER
+from .executions import count_runs
 from .gate import Gate
 from .links import has_other_names, is_hidden, real_path
 from .own_token import REFUSED, carrying, header_token, same_token_id
@@ -124,6 +125,8 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
     """JupyterHub's access scope check, then the service's decision for non-owners."""
 
     gate = AnyTrait(help="The hub_rtc Gate that asks the service (set by the extension).")
+    tally = AnyTrait(None, allow_none=True,
+                     help="Where runs on kernel sockets are counted (set by the extension).")
 
     async def is_authorized(self, handler: Any, user: Any, action: str, resource: str) -> bool:
         where = own_token_in(handler, self.hub_auth)
@@ -135,12 +138,14 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
             return False
         gate: Gate = self.gate
         name = hub_name(user)
+        base = handler.base_url
+        relative = handler.request.path[len(base):] if handler.request.path.startswith(base) else ""
         if owns_server(name, gate.owner, via_service=on_behalf(user)):
             if resource in ("kernels", "sessions") and action != "read":
                 KERNEL_STARTER.set(owner_access(await gate.identity_of(name)))
+            if resource == "kernels" and isinstance(handler, WebSocketHandler):
+                await self._count_runs(handler, name, relative, action)
             return True
-        base = handler.base_url
-        relative = handler.request.path[len(base):] if handler.request.path.startswith(base) else ""
         checks = target(handler.request.method, relative, resource, action,
                         handler.path_kwargs, handler.request.body or b"")
         for check in checks:
@@ -149,7 +154,23 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
                 return False
         if isinstance(handler, WebSocketHandler) and checks:
             self._watch(handler, name, checks[0], access)
+            if resource == "kernels":
+                await self._count_runs(handler, name, relative, action)
         return True
+
+    async def _count_runs(self, handler: Any, name: str, relative: str, action: str) -> None:
+        """Execute requests on this kernel socket are ``name``'s (whoever they say they
+        are from), counted per cell in the session of the kernel's notebook."""
+        checks = target("GET", relative, "kernels", action, handler.path_kwargs, b"")
+        kernel_id = checks[0].kernel_id if checks else None
+        if self.tally is None or kernel_id is None:
+            return
+        paths = [p for p in await kernel_paths(handler.settings, kernel_id, False) if p]
+        if not paths:
+            return  # a kernel of no notebook: in no session
+        place = await self.gate.access(self.gate.owner, paths[0])  # as the owner: which session
+        if place.session_id is not None:
+            count_runs(handler, self.tally, place.session_id, name, place.relative(paths[0]))
 
     async def _check(self, handler: Any, name: str, check: Target) -> tuple[bool, Access]:
         """``check`` holds at every path it is about (a kernel may serve several notebooks)."""

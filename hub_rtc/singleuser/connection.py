@@ -258,8 +258,11 @@ class RoomConnection:
 
     def _attribute(self, verdict: Verdict) -> None:
         for touch in verdict.touched:
-            kind = "execute" if touch.part == "execution_count" else "edit"
-            self._count(kind, touch.cell_id)
+            # A run is counted where it was asked for, on the kernel socket of whoever
+            # sent it (hub_rtc.singleuser.executions); the count a client then writes
+            # into the cell is the run's echo, not a second one.
+            if touch.part != "execution_count":
+                self._count("edit", touch.cell_id)
         for touch in verdict.refused:
             self._count("refused", touch.cell_id)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .tally import Tally
+
 V1 = "v1.kernel.websocket.jupyter.org"
 #: at most this many parts in a v1 frame are looked at (header, parent, metadata, content)
 _PARTS = 4
@@ -81,4 +83,18 @@ def executed_cell(frame: str | bytes, protocol: str | None) -> tuple[bool, str |
     return True, cell
 
 
-__all__ = ["V1", "executed_cell"]
+def count_runs(handler: Any, tally: Tally, session_id: str, user: str, path: str) -> None:
+    """Count every execute request on ``handler`` (a kernel websocket ``user`` opened to
+    the kernel of the notebook at ``path``, below the session's folder) as ``user``'s."""
+    original = handler.on_message
+
+    def on_message(message: str | bytes) -> Any:
+        ran, cell = executed_cell(message, getattr(handler, "selected_subprotocol", None))
+        if ran:
+            tally.add(session_id, user, "execute", path, cell)
+        return original(message)
+
+    handler.on_message = on_message
+
+
+__all__ = ["V1", "count_runs", "executed_cell"]

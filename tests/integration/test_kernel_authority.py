@@ -52,7 +52,7 @@ from tests.integration.conftest import (
     start_server,
     wait_for,
 )
-from tests.integration.kernels import execute
+from tests.integration.kernels import V1, execute
 from tests.integration.yclient import YClient, close_socket
 
 pytestmark = pytest.mark.integration
@@ -201,8 +201,8 @@ class Kernel:
     kernel_id: str
     ws: WebSocketClientConnection
 
-    async def run(self, code: str) -> str:
-        return await asyncio.wait_for(execute(self.ws, code), 60)
+    async def run(self, code: str, cell_id: str | None = None, username: str = "test") -> str:
+        return await asyncio.wait_for(execute(self.ws, code, cell_id, username), 60)
 
     async def report(self, body: str, **args: Any) -> Any:
         """Run ``body`` with ``ARGS`` set to ``args``; the JSON it printed last."""
@@ -213,17 +213,24 @@ class Kernel:
             raise AssertionError(f"the kernel printed: {printed}") from None
 
 
+async def kernel_socket(world: World, user: str, kernel_id: str, protocol: str | None = None,
+                        ) -> WebSocketClientConnection:
+    """``user``'s websocket to ``kernel_id``, in ``protocol`` (None: the legacy one)."""
+    url = (world.hub.url.replace("http", "ws", 1)
+           + f"/user/{world.account}/api/kernels/{kernel_id}/channels")
+    return await websocket_connect(HTTPRequest(url, headers={
+        "Authorization": f"token {world.tokens[user]}"}), subprotocols=[protocol] if protocol else None)
+
+
 @contextlib.asynccontextmanager
-async def kernel(world: World, user: str, notebook: str | None = None) -> AsyncIterator[Kernel]:
+async def kernel(world: World, user: str, notebook: str | None = None, protocol: str | None = None,
+                 ) -> AsyncIterator[Kernel]:
     """``user`` starts a kernel for ``notebook`` (the world's by default); shut down after."""
     status, model = world.server("api/sessions", "POST", {
         "path": notebook or world.notebook, "type": "notebook", "name": "",
         "kernel": {"name": "python3"}}, user=user)
     assert status == 201, model
-    url = (world.hub.url.replace("http", "ws", 1)
-           + f"/user/{world.account}/api/kernels/{model['kernel']['id']}/channels")
-    ws = await websocket_connect(HTTPRequest(url, headers={
-        "Authorization": f"token {world.tokens[user]}"}))
+    ws = await kernel_socket(world, user, model["kernel"]["id"], protocol)
     try:
         yield Kernel(model["kernel"]["id"], ws)
     finally:
@@ -788,3 +795,43 @@ async def test_the_owner_and_the_editor_still_edit_and_a_runners_output_appears(
         editor.close()
     async with kernel(world, RUNNER) as ru:
         assert (await ru.run("print(1+1)")).strip() == "2"
+
+
+# -- who ran what ---------------------------------------------------------------------------
+
+
+def runs(world: World) -> dict[tuple[str, str | None], int]:
+    """Runs counted for the session so far: (user, cell) -> count."""
+    status, reply = world.rtc("GET", f"/sessions/{world.session_id}/activity?kind=execute")
+    assert status == 200, reply
+    out: dict[tuple[str, str | None], int] = {}
+    for event in reply["events"]:
+        key = (event["user"], event.get("cell_id"))
+        out[key] = out.get(key, 0) + event["count"]
+    return out
+
+
+@pytest.mark.parametrize("protocol", [None, V1], ids=["legacy", "v1"])
+async def test_each_run_is_counted_for_whoever_sent_it(notebook: World, protocol: str | None,
+                                                       ) -> None:
+    """ed's runs, and olive's on the same kernel, each on their own socket, by cell: whatever
+    the message itself claims (ed's say they are olive's)."""
+    before = runs(notebook)
+    async with kernel(notebook, EDITOR, protocol=protocol) as k:
+        assert k.ws.selected_subprotocol == protocol
+        assert (await k.run("print(6 * 7)", "free", username=OWNER)).strip() == "42"
+        await k.run("x = 1", "free", username=OWNER)
+        await k.run("y = 2", "locked")  # running a locked cell's code is running, not editing
+        owner = await kernel_socket(notebook, OWNER, k.kernel_id, protocol)
+        try:
+            await asyncio.wait_for(execute(owner, "z = 3", "other"), 60)
+        finally:
+            close_socket(owner)
+    expected = {(EDITOR, "free"): 2, (EDITOR, "locked"): 1, (OWNER, "other"): 1}
+
+    def counted() -> dict[tuple[str, str | None], int] | None:
+        now = runs(notebook)
+        delta = {k: v - before.get(k, 0) for k, v in now.items() if v != before.get(k, 0)}
+        return delta if delta == expected else None
+
+    await asyncio.to_thread(wait_for, "the runs counted", counted, 30)
