@@ -208,6 +208,27 @@ def within(path: str, folder: str) -> bool:
     return real == top or real.startswith(top.rstrip("/") + "/")
 
 
+def group_members(pgid: int, but: str = "bwrap") -> list[int]:
+    """The processes of process group ``pgid`` except those named ``but``: a sandboxed
+    kernel and what it started, without the sandbox's own processes.
+
+    An interrupt goes to these: sent to the whole group, as jupyter_client does, it
+    would stop bubblewrap too, and the kernel with it (``--die-with-parent``)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        name, _, rest = stat.partition("(")[2].rpartition(")")
+        fields = rest.split()  # state, ppid, pgrp, ...
+        if len(fields) > 2 and fields[2] == str(pgid) and name != but:
+            found.append(int(entry))
+    return found
+
+
 @functools.cache
 def probe(bwrap: str = "bwrap") -> str | None:
     """None if a sandbox can be made here; else why not (said on the pages and in the log).
@@ -238,6 +259,6 @@ def resolve(mode: str, bwrap: str = "bwrap") -> KernelIsolation:
     return kernel_isolation(mode, None if mode == NONE else probe(bwrap))
 
 
-__all__ = ["KERNEL_HOME", "NONE", "SANDBOX", "Sandbox", "home_files", "within", "make_home_entries", "probe",
-           "protected_files",
-           "python_prefixes", "resolve", "sandbox_command"]
+__all__ = ["KERNEL_HOME", "NONE", "SANDBOX", "Sandbox", "group_members", "home_files",
+           "make_home_entries", "probe", "protected_files", "python_prefixes", "resolve",
+           "sandbox_command", "within"]

@@ -21,6 +21,7 @@ the kernel's working directory, and that session's policy.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -105,6 +106,20 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
         self.log.info("hub_rtc: kernel %s of session %s: %s", self.kernel_id, access.session_id,
                       decided.why)
         return launch
+
+    async def send_signal(self, signum: int) -> None:
+        """Interrupts (and any signal but the ones that end it) go to a sandboxed kernel's
+        own processes, not to the sandbox around it, which would stop and take the
+        kernel with it."""
+        if (self.isolation_mode != isolation.SANDBOX or not self.pgid
+                or signum in (signal.SIGKILL, signal.SIGTERM)):
+            await super().send_signal(signum)
+            return
+        for pid in isolation.group_members(self.pgid):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:  # ended meanwhile
+                continue
 
     async def _session_at(self, placement: Placement | None, cwd: str) -> Access | None:
         if placement is None:

@@ -797,6 +797,21 @@ async def test_the_owner_and_the_editor_still_edit_and_a_runners_output_appears(
         assert (await ru.run("print(1+1)")).strip() == "2"
 
 
+async def test_a_runaway_cell_is_interrupted_and_the_kernel_lives_on(world: World) -> None:
+    """An interrupt reaches the kernel, not only what runs it (in a sandbox, bubblewrap
+    stopped by the signal took the kernel with it)."""
+    async with kernel(world, EDITOR) as k:
+        await k.run("state = 41")
+        running = asyncio.ensure_future(k.run("import time\nwhile True: time.sleep(0.05)"))
+        await asyncio.sleep(1.5)
+        assert not running.done()
+        status, _ = await asyncio.to_thread(world.server, f"api/kernels/{k.kernel_id}/interrupt",
+                                            "POST", {}, EDITOR)
+        assert status == 204
+        assert "KeyboardInterrupt" in await asyncio.wait_for(running, 30)
+        assert (await k.run("print(state + 1)")).strip() == "42"  # the same kernel, still there
+
+
 # -- who ran what ---------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from hub_rtc.localhub import LocalHub
+from hub_rtc.singleuser.isolation import probe
 from tests.integration.conftest import code_notebook, start_hub, start_server, wait_for
 from tests.integration.test_browser_auth import browser_login
 from tests.integration.yclient import YClient
@@ -250,6 +251,19 @@ def test_the_admin_page_shows_policy_counts_health_and_servers(ui: UI, lab: str)
     assert count and int(count.group(1)) >= 1
     assert f"<th scope=\"row\">{OWNER}</th>" in page.text.split('id="servers"')[1]
     assert "<code>max_members_per_session</code>" in page.text
+
+
+def test_the_session_and_admin_pages_say_how_kernels_run(ui: UI, lab: str) -> None:
+    """What the server said at its announcement, against the policy (auto): the same on
+    the session's page (for its members) and on the admin's, per server."""
+    missing = probe()
+    badge, mode = ("sandboxed", "sandbox") if missing is None else ("as the server", "none")
+    row = ui.get(MATE, f"sessions/{lab}").text.split('id="kernels">')[1].split("</dd>")[0]
+    assert f">{badge}</span>" in row, row
+    if missing is not None:  # said plainly, with why
+        assert "runs as the server&#39;s account" in row and missing in row, row
+    servers = ui.get(ADMIN, "admin").text.split('id="servers"')[1].split("</table>")[0]
+    assert f'<td class="kernels"><strong>{mode}</strong>' in servers, servers
 
 
 def test_teams_are_made_and_managed_from_their_pages(ui: UI) -> None:

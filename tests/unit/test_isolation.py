@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -205,3 +206,18 @@ def test_a_kernelspec_naming_another_provisioner_is_not_started() -> None:
     refuse_other_provisioners(manager, "ours")
     with pytest.raises(RuntimeError, match="names its own provisioner"):
         refuse_other_provisioners(manager, "evil")
+
+
+def test_group_members_are_a_process_group_without_the_named_processes() -> None:
+    leader = subprocess.Popen(["sh", "-c", "sleep 30 & wait"], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 5
+        while len(isolation.group_members(leader.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        members = isolation.group_members(leader.pid)
+        assert leader.pid in members and len(members) == 2  # sh and its sleep
+        assert isolation.group_members(leader.pid, but="sh") == [p for p in members if p != leader.pid]
+        assert os.getpid() not in members
+    finally:
+        os.killpg(leader.pid, 9)
+        leader.wait()
