@@ -75,7 +75,7 @@ class Gate:
             epoch = self.epoch
             answer = await self._ask(user, path, epoch)
             if self.epoch == epoch:  # no push arrived meanwhile: the answer is current
-                if answer.read or answer.reason != _UNREACHABLE:
+                if answer.read or answer.reason != UNREACHABLE:
                     self.cache.put(user, path, answer)
                 return answer
         return answer  # pushes keep coming: use the latest answer, cache none of them
@@ -95,7 +95,7 @@ class Gate:
             return await self.client.rights(user, path)
         except ServiceUnavailable as e:
             self.log.error("hub_rtc: cannot ask the service about %s at %r: %s", user, path, e)
-            return Access.none(_UNREACHABLE)
+            return Access.none(UNREACHABLE)
 
     async def identity_of(self, user: str) -> Access:
         """The service's answer that carries ``user``'s persistent identity."""
@@ -136,4 +136,4 @@ class Gate:
         return await self.invalidate(None, None)
 
 
-_UNREACHABLE = "the hub_rtc service could not be reached; try again shortly"
+UNREACHABLE = "the hub_rtc service could not be reached; try again shortly"

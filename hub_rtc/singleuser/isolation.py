@@ -60,6 +60,8 @@ SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc"
 PROBE_SECONDS = 10.0
 #: at most this many notebooks of a session folder are bound read-only one by one
 MAX_PROTECTED = 2000
+#: at most this many entries of a session folder are looked at to find them
+MAX_VISITED = 20000
 #: what a server (and the shells of its terminals) reads from its home at start, made
 #: before a kernel of a session that holds the home starts, so that it is there to be
 #: bound read-only: a kernel must not be able to create one either
@@ -154,17 +156,24 @@ def sandbox_command(cmd: Sequence[str], box: Sandbox, *, bwrap: str = "bwrap",
 
 
 def protected_files(session: str, store: Iterable[str] = ()) -> tuple[str, ...]:
-    """The notebooks under ``session`` (at most :data:`MAX_PROTECTED`) and the update
-    store's files that lie inside it: what the sandbox binds read-only."""
+    """The notebooks under ``session`` and the update store's files that lie inside it:
+    what the sandbox binds read-only.
+
+    Hidden folders are not searched (a home's are read-only whole, see
+    :func:`home_files`), and the search stops after :data:`MAX_VISITED` entries or
+    :data:`MAX_PROTECTED` notebooks, so that a kernel starts quickly in a big folder;
+    a notebook not found is still only the file on disk, which the disk guard checks."""
     found: list[str] = []
-    root = Path(session)
-    for path in root.rglob("*.ipynb"):
-        if path.is_file() and not path.is_symlink():
-            found.append(str(path))
-            if len(found) >= MAX_PROTECTED:
-                break
+    visited = 0
+    for top, dirs, files in os.walk(session):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        visited += len(dirs) + len(files)
+        found += [os.path.join(top, f) for f in files if f.endswith(".ipynb")
+                  and not os.path.islink(os.path.join(top, f))]
+        if visited >= MAX_VISITED or len(found) >= MAX_PROTECTED:
+            break
     inside = [p for p in store if os.path.isfile(p) and within(p, session)]
-    return tuple(found + inside)
+    return tuple(found[:MAX_PROTECTED] + inside)
 
 
 def make_home_entries(home: str) -> None:

@@ -31,6 +31,7 @@ from jupyter_core.paths import jupyter_runtime_dir
 
 from ..decision.access import Access
 from . import isolation
+from .gate import UNREACHABLE
 
 #: the entry point name (pyproject.toml), made the default by the extension
 NAME = "hub-rtc-provisioner"
@@ -85,6 +86,8 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
     #: the mode this kernel was last launched in, and why (for the log and pages)
     isolation_mode: str = isolation.NONE
     isolation_reason: str = ""
+    #: the service's answer at the last launch that found a session (for restarts)
+    _last: Access | None = None
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         launch = await super().pre_launch(**kwargs)
@@ -122,10 +125,23 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
                 continue
 
     async def _session_at(self, placement: Placement | None, cwd: str) -> Access | None:
+        """The service's answer for the kernel's folder; where the service cannot be
+        reached (a restart while it is down), what it said at the last launch, or, for a
+        first launch, a session of the kernel's own folder: never no session at all."""
         if placement is None:
             return None
         folder = _relative(placement.root_dir, cwd)
-        return None if folder is None else await placement.locate(folder)
+        if folder is None:
+            return None
+        answer = await placement.locate(folder)
+        if answer.reason == UNREACHABLE:
+            self.log.warning("hub_rtc: cannot ask where kernel %s is: %s", self.kernel_id,
+                             "as at its last start" if self._last else "sandboxed in its folder")
+            answer = self._last or Access(session_id="(the service could not be asked)",
+                                          root=folder, reason=UNREACHABLE)
+        elif answer.session_id is not None:
+            self._last = answer
+        return answer
 
     def _sandboxed(self, cmd: list[str], placement: Placement, access: Access, cwd: str,
                    ) -> list[str]:

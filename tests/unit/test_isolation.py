@@ -221,3 +221,31 @@ def test_group_members_are_a_process_group_without_the_named_processes() -> None
     finally:
         os.killpg(leader.pid, 9)
         leader.wait()
+
+
+async def test_a_kernel_whose_place_cannot_be_asked_is_never_in_no_session() -> None:
+    """A restart while the service is down keeps the last answer; a first start is
+    sandboxed in its own folder (policy auto) rather than run with the server's authority."""
+    from hub_rtc.decision.access import Access
+    from hub_rtc.singleuser.gate import UNREACHABLE
+    from hub_rtc.singleuser.provisioner import HubRTCProvisioner, Placement
+
+    answers = [Access.none(UNREACHABLE),
+               Access(read=True, session_id="s1", root="lab", kernel_isolation="sandbox"),
+               Access.none(UNREACHABLE), Access.none("not in a session")]
+
+    async def locate(folder: str) -> Access:
+        return answers.pop(0)
+
+    placement = Placement("/srv/olive", locate, runtime="/srv/olive/.runtime")
+    prov = HubRTCProvisioner(kernel_id="k1", kernel_spec=None, parent=None)
+    first = await prov._session_at(placement, "/srv/olive/lab/sub")
+    assert first is not None and first.session_id and first.root == "lab/sub"
+    assert first.kernel_isolation == "auto"
+    good = await prov._session_at(placement, "/srv/olive/lab")
+    assert good is not None and good.session_id == "s1"
+    again = await prov._session_at(placement, "/srv/olive/lab")
+    assert again is good  # the service is down: as at the last start
+    outside = await prov._session_at(placement, "/srv/olive/notes")
+    assert outside is not None and outside.session_id is None  # it said: in no session
+    assert await prov._session_at(placement, "/elsewhere") is None
