@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .localhub import LocalHub
-from .singleuser.isolation import resolve
+from .singleuser.isolation import KERNEL_ACCOUNT, probe_account, resolve
 
 INSTRUCTOR = "ada"
 ADMIN = "root-admin"
@@ -66,8 +66,15 @@ c.LocalProcessSpawner.kill_timeout = 2
 def demo_config(workdir: Path) -> str:
     """The demo's lines of jupyterhub_config.py: policy, homes inside ``workdir``, quick stops."""
     homes = str(workdir / "home")
-    return (DEMO_POLICY + STOP_SERVERS_QUICKLY
+    return (DEMO_POLICY + STOP_SERVERS_QUICKLY + kernel_account_config()
             + f"c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + '/{{username}}'\n")
+
+
+def kernel_account_config() -> str:
+    """Session kernels as ./dev setup's account, where it made one (it does as root)."""
+    if probe_account(KERNEL_ACCOUNT) is not None:
+        return ""
+    return f"c.Spawner.args = [*c.Spawner.args, '--HubRTCExtension.kernel_account={KERNEL_ACCOUNT}']\n"
 
 
 def notebook() -> dict[str, Any]:
@@ -216,7 +223,8 @@ def main(argv: list[str]) -> None:
 def _banner(hub: LocalHub, demo: Demo) -> str:
     session = demo.session
     opened = hub.url + session["url"]
-    kernels = resolve("auto")  # the demo's servers run on this host: the same answer
+    # the demo's servers run on this host, with the account if there is one: the same answer
+    kernels = resolve("auto", KERNEL_ACCOUNT if kernel_account_config() else "")
     return f"""
 hub_rtc demo is running.
 

@@ -116,6 +116,10 @@ class RTCPolicy(Configurable):
         Code in a session's kernel is run by whoever may execute there, so it must
         not hold the server's authority.
 
+        - `account`: in that sandbox (below), as a Unix account of their own
+          (`c.HubRTCExtension.kernel_account` on the shared servers, which must
+          run as root): the operating system's permissions on top of the
+          sandbox's view.
         - `sandbox`: in a bubblewrap sandbox (`bwrap`, with its own process
           namespace and no capabilities) that sees the system, the Python
           installation and the session folder only: not the server's process,
@@ -124,10 +128,10 @@ class RTCPolicy(Configurable):
         - `none`: as the server's account, as stock Jupyter does; the kernel's
           environment is still scrubbed of hub credentials.
         - `auto`: the strongest of these the shared server supports (it tries
-          `bwrap` once at start-up), said on the admin and session pages.
+          once at start-up), said on the admin and session pages.
 
-        A server asked for `sandbox` that cannot sandbox starts no session kernel
-        (it fails closed, and says why).
+        A server asked for `account` or `sandbox` that cannot do it starts no
+        session kernel (it fails closed, and says why).
         """,
     ).tag(config=True)
 

@@ -24,7 +24,7 @@ ROOM_ROUTE_PATTERN = "/" + ROOM_ROUTE + "(.*)"
 
 #: how session kernels may be run apart from their server (``RTCPolicy.kernel_isolation``),
 #: sent with every rights answer; ``auto`` is resolved by the server, which knows its host
-KERNEL_ISOLATION = ("auto", "sandbox", "none")
+KERNEL_ISOLATION = ("auto", "account", "sandbox", "none")
 
 # Close codes of a guarded room (and passed on by the relay as they are).
 #: the room refused this user, or access was withdrawn while connected

@@ -1,4 +1,5 @@
-"""Whether each announced server can run session kernels in a sandbox.
+"""Whether each announced server can run session kernels in a sandbox, and there as an
+account of their own.
 
 Revision ID: 0007
 Revises: 0006
@@ -27,11 +28,16 @@ def upgrade() -> None:
         batch.add_column(sa.Column("kernel_sandbox", sa.Boolean(), nullable=True))
         batch.add_column(sa.Column("kernel_sandbox_missing", sa.String(300), nullable=False,
                                    server_default=""))
+        batch.add_column(sa.Column("kernel_account", sa.Boolean(), nullable=True))
+        batch.add_column(sa.Column("kernel_account_missing", sa.String(300), nullable=False,
+                                   server_default=""))
 
 
 def downgrade() -> None:
     if "kernel_sandbox" not in _columns():
         return
     with op.batch_alter_table("servers") as batch:
+        batch.drop_column("kernel_account_missing")
+        batch.drop_column("kernel_account")
         batch.drop_column("kernel_sandbox_missing")
         batch.drop_column("kernel_sandbox")

@@ -150,8 +150,9 @@ def server_kernels(server: Server | None, kernel_policy: str) -> dict[str, str]:
     if server is None or server.kernel_sandbox is None:
         return {"mode": "unknown", "why": "the server has not said yet whether it can run "
                                           "kernels in a sandbox"}
-    decided = kernel_isolation(kernel_policy,
-                               None if server.kernel_sandbox else server.kernel_sandbox_missing)
+    decided = kernel_isolation(
+        kernel_policy, None if server.kernel_sandbox else server.kernel_sandbox_missing,
+        None if server.kernel_account else (server.kernel_account_missing or "not said"))
     return {"mode": decided.mode, "why": decided.why}
 
 

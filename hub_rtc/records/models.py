@@ -302,6 +302,9 @@ class Server(Base):
     kernel_sandbox: Mapped[bool | None] = mapped_column(Boolean())
     #: why it cannot ("" where it can, or did not say)
     kernel_sandbox_missing: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    #: whether it can run them there as an account of their own (None: it did not say)
+    kernel_account: Mapped[bool | None] = mapped_column(Boolean())
+    kernel_account_missing: Mapped[str] = mapped_column(String(300), default="", server_default="")
 
     def __repr__(self) -> str:
         return f"<Server {self.user}/{self.name} {self.version}>"

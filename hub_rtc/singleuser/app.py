@@ -114,6 +114,14 @@ class HubRTCExtension(ExtensionApp):
         use it as the owner. Off by default, so that a notebook moved into a
         session later cannot find it either.""",
     ).tag(config=True)
+    kernel_account = Unicode(
+        "",
+        help="""The Unix account session kernels run as, in their sandbox, where the
+        policy's `kernel_isolation` is `account` (or `auto`, which takes it where it
+        can). The server must run as root; the account must exist and not be root.
+        Its group is given write access to session folders (not to the notebooks
+        in them). Empty: kernels keep the server's user id.""",
+    ).tag(config=True)
     flush_seconds = Float(
         5.0, help="How often counted activity (edits, refusals, joins) is sent to the service, in seconds."
     ).tag(config=True)
@@ -139,6 +147,8 @@ class HubRTCExtension(ExtensionApp):
     active = False
     #: None where this server can run session kernels in a sandbox, else why not
     cannot_sandbox: str | None = None
+    #: None where it can run them there as an account of their own, else why not
+    cannot_switch: str | None = "not checked"
 
     def initialize_settings(self) -> None:
         app = self.serverapp
@@ -167,9 +177,13 @@ class HubRTCExtension(ExtensionApp):
         why = forbid_dumps()
         if why:
             self.log.warning("hub_rtc: %s", why)
-        self.cannot_sandbox = isolation.probe()  # once, at start-up: said when announcing
-        self.log.info("hub_rtc: session kernels %s", "can run in a bubblewrap sandbox"
-                      if self.cannot_sandbox is None else f"cannot be sandboxed: {self.cannot_sandbox}")
+        # once, at start-up: said when announcing
+        self.cannot_sandbox = isolation.probe()
+        self.cannot_switch = isolation.probe_account(self.kernel_account)
+        self.log.info("hub_rtc: session kernels %s; %s", "can run in a bubblewrap sandbox"
+                      if self.cannot_sandbox is None else f"cannot be sandboxed: {self.cannot_sandbox}",
+                      f"as {self.kernel_account}" if self.cannot_switch is None
+                      else f"not as an account of their own: {self.cannot_switch}")
         root_dir = str(getattr(app.contents_manager, "root_dir", "") or os.getcwd())
 
         async def locate(folder: str) -> Access:
@@ -177,7 +191,7 @@ class HubRTCExtension(ExtensionApp):
 
         provisioner.configure(provisioner.Placement(
             root_dir, locate, self.owner_kernels_keep_token, self._store_files(root_dir),
-            runtime=str(app.runtime_dir)))
+            account=self.kernel_account, runtime=str(app.runtime_dir)))
         factory = KernelProvisionerFactory.instance()
         if factory.default_provisioner_name != provisioner.NAME:
             self.log.info("hub_rtc: kernels start through %s (was %s)", provisioner.NAME,
@@ -355,7 +369,7 @@ class HubRTCExtension(ExtensionApp):
         assert self.gate.client is not None and self.serverapp is not None
         try:
             answer = await self.gate.client.announce(__version__, self.serverapp.base_url,
-                                                     self.cannot_sandbox)
+                                                     self.cannot_sandbox, self.cannot_switch)
         except ServiceUnavailable as e:
             self.log.error("hub_rtc: announcing this server failed: %s", e)
             return

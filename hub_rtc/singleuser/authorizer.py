@@ -138,14 +138,13 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
             return False
         gate: Gate = self.gate
         name = hub_name(user)
-        base = handler.base_url
-        relative = handler.request.path[len(base):] if handler.request.path.startswith(base) else ""
         if owns_server(name, gate.owner, via_service=on_behalf(user)):
             if resource in ("kernels", "sessions") and action != "read":
                 KERNEL_STARTER.set(owner_access(await gate.identity_of(name)))
             if resource == "kernels" and isinstance(handler, WebSocketHandler):
-                await self._count_runs(handler, name, relative, action)
+                await self._count_runs(handler, name, _below_base(handler), action)
             return True
+        relative = _below_base(handler)
         checks = target(handler.request.method, relative, resource, action,
                         handler.path_kwargs, handler.request.body or b"")
         for check in checks:
@@ -249,6 +248,12 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
             original()
 
         handler.on_close = on_close
+
+
+def _below_base(handler: Any) -> str:
+    """The request's path below the server's base URL ("" if it is not below it)."""
+    base, path = handler.base_url, handler.request.path
+    return str(path[len(base):]) if path.startswith(base) else ""
 
 
 async def resolve_path(handler: Any, check: Target) -> str | None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -46,7 +47,11 @@ from pathlib import Path
 from ..decision.kernels import KernelIsolation, kernel_isolation
 
 #: the modes a server runs session kernels in, strongest first
-SANDBOX, NONE = "sandbox", "none"
+ACCOUNT, SANDBOX, NONE = "account", "sandbox", "none"
+#: the account ./dev setup makes (as root) for session kernels, which the demo uses
+KERNEL_ACCOUNT = "hub-rtc-kernel"
+#: util-linux's setpriv: becomes the account inside the sandbox, with no new privileges
+SETPRIV = "/usr/bin/setpriv"
 #: the home the kernel sees (an empty tmpfs: IPython keeps its profile there)
 KERNEL_HOME = "/home/kernel"
 #: files of /etc that hold secrets, hidden behind an empty file
@@ -91,6 +96,8 @@ class Sandbox:
     protect: tuple[str, ...] = ()
     #: folders or files inside ``session`` the kernel may not even read
     hide: tuple[str, ...] = ()
+    #: (uid, gid) of the account the kernel runs as (None: the server's own)
+    account: tuple[int, int] | None = None
     prefixes: tuple[str, ...] = field(default_factory=lambda: python_prefixes())
 
 
@@ -132,27 +139,56 @@ def sandbox_command(cmd: Sequence[str], box: Sandbox, *, bwrap: str = "bwrap",
     Order matters to bubblewrap: later mounts cover earlier ones, so the
     read-only notebooks come after the writable session folder.
     """
+    switch = box.account is not None
     args = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--cap-drop", "ALL"]
+    if switch:  # only to become the account; setpriv gives them up with root
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     args += _system_binds(system)
     args += _hide_secrets()
+    made: set[str] = set()
     for prefix in box.prefixes:
-        args += ["--ro-bind", prefix, prefix]
-    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/run",
-             "--tmpfs", KERNEL_HOME, "--setenv", "HOME", KERNEL_HOME]
+        args += _reachable(prefix, made, switch) + ["--ro-bind", prefix, prefix]
+    # another account must be able to write its own /tmp and home
+    open_perms = ["--perms", "1777"] if switch else []
+    args += ["--dev", "/dev", "--proc", "/proc", *open_perms, "--tmpfs", "/tmp", "--tmpfs", "/run",
+             *open_perms, "--tmpfs", KERNEL_HOME, "--setenv", "HOME", KERNEL_HOME]
     # The server's pid means nothing in the kernel's own process namespace, where its
     # parent is pid 1: ipykernel would take that for "my parent died" and exit.  Pid 1
     # turns its parent polling off; --die-with-parent does that job instead.
     args += ["--setenv", "JPY_PARENT_PID", "1"]
-    args += ["--bind", box.session, box.session]
+    args += _reachable(box.session, made, switch) + ["--bind", box.session, box.session]
     for path in box.protect:
         args += ["--ro-bind", path, path]
     for path in box.hide:  # after protect: a hidden folder inside a protected one stays hidden
         # a file behind the null device, which the sandbox's nodev mounts make unreadable
         args += ["--tmpfs", path] if os.path.isdir(path) else ["--ro-bind", "/dev/null", path]
+    args += _reachable(box.connection_file, made, switch)
     args += ["--ro-bind", box.connection_file, box.connection_file]
     args += ["--chdir", box.cwd, "--"]
+    if box.account is not None:
+        uid, gid = box.account
+        args += [SETPRIV, f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--no-new-privs",
+                 "--"]
     return args + list(cmd)
+
+
+def _reachable(path: str, made: set[str], switch: bool) -> list[str]:
+    """The folders leading to ``path``, made traversable: bubblewrap makes them 0700 for
+    its own (root's) use, which another account could not pass.  Folders under the
+    system's read-only binds and the sandbox's own tmpfs mounts exist already."""
+    if not switch:
+        return []
+    args: list[str] = []
+    parts = Path(path).parent.parts[1:]
+    for i in range(len(parts)):
+        folder = "/" + "/".join(parts[:i + 1])
+        if folder in made or folder in ("/tmp", "/run", KERNEL_HOME) or any(
+                folder == s or folder.startswith(s + "/") for s in SYSTEM):
+            continue
+        made.add(folder)
+        args += ["--perms", "0755", "--dir", folder]
+    return args
 
 
 def protected_files(session: str, store: Iterable[str] = ()) -> tuple[str, ...]:
@@ -262,12 +298,75 @@ def probe(bwrap: str = "bwrap") -> str | None:
     return None
 
 
-def resolve(mode: str, bwrap: str = "bwrap") -> KernelIsolation:
+def account_ids(name: str) -> tuple[int, int] | None:
+    """(uid, gid) of the Unix account ``name``; None if there is none."""
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+@functools.cache
+def probe_account(name: str, bwrap: str = "bwrap") -> str | None:
+    """None if session kernels can run as the account ``name`` here; else why not.
+
+    The server must be root (to make the sandbox, then give the kernel the
+    account), the account must exist and not be root, and the sandbox must run
+    as it: tried once, as a kernel would be."""
+    if not name:
+        return "no account is configured (HubRTCExtension.kernel_account)"
+    if os.geteuid() != 0:
+        return "the server is not root, so it cannot run kernels as another account"
+    ids = account_ids(name)
+    if ids is None:
+        return f"there is no account {name!r} on this host"
+    if ids[0] == 0:
+        return f"the account {name!r} is root"
+    missing = probe(bwrap)
+    if missing is not None:
+        return missing
+    if not os.access(SETPRIV, os.X_OK):
+        return f"{SETPRIV} (util-linux) is not installed"
+    here = os.path.realpath(os.getcwd())
+    box = Sandbox(session=here, cwd=here, connection_file=os.devnull, account=ids)
+    check = f"import os, sys; sys.exit(0 if os.getuid() == {ids[0]} else 1)"
+    cmd = sandbox_command([sys.executable, "-c", check], box, bwrap=shutil.which(bwrap) or bwrap)
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=PROBE_SECONDS, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"the sandbox could not start as {name!r}: {e}"
+    if done.returncode != 0:
+        why = done.stderr.decode(errors="replace").strip().splitlines()
+        return f"the sandbox failed as {name!r}: {why[-1] if why else f'exit {done.returncode}'}"
+    return None
+
+
+def open_to(session: str, gid: int) -> None:
+    """Let the account's group write ``session`` and its folders (not its files: the
+    notebooks there stay the server's), and have what is made there keep the group.
+    Hidden folders are left as they are; the walk stops after :data:`MAX_VISITED`."""
+    visited = 0
+    for top, dirs, _ in os.walk(session):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        visited += len(dirs) + 1
+        st = os.lstat(top)
+        if st.st_gid != gid:
+            os.chown(top, -1, gid, follow_symlinks=False)
+        if (st.st_mode & 0o2070) != 0o2070:
+            os.chmod(top, (st.st_mode & 0o7777) | 0o2070)
+        if visited >= MAX_VISITED:
+            break
+
+
+def resolve(mode: str, account: str = "", bwrap: str = "bwrap") -> KernelIsolation:
     """How kernels really run here for the policy's ``mode`` (the decision's rule, with
-    this host's answer; the probe runs only where the policy may want a sandbox)."""
-    return kernel_isolation(mode, None if mode == NONE else probe(bwrap))
+    this host's answers; the probes run only where the policy may want them)."""
+    if mode == NONE:
+        return kernel_isolation(mode, None, None)
+    return kernel_isolation(mode, probe(bwrap), probe_account(account, bwrap))
 
 
-__all__ = ["KERNEL_HOME", "NONE", "SANDBOX", "Sandbox", "group_members", "home_files",
-           "make_home_entries", "probe", "protected_files", "python_prefixes", "resolve",
-           "sandbox_command", "within"]
+__all__ = ["ACCOUNT", "KERNEL_ACCOUNT", "KERNEL_HOME", "NONE", "SANDBOX", "Sandbox", "account_ids",
+           "group_members", "home_files", "make_home_entries", "open_to", "probe", "probe_account",
+           "protected_files", "python_prefixes", "resolve", "sandbox_command", "within"]

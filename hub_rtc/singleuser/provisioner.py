@@ -49,6 +49,8 @@ class Placement:
     owner_keeps_token: bool = False
     #: the update store's files (absolute): read-only to a sandboxed kernel that can see them
     store: tuple[str, ...] = ()
+    #: the Unix account session kernels run as where the mode is ``account``
+    account: str = ""
     #: the server's home and runtime folder (its own and its kernels' connection files)
     home: str = field(default_factory=lambda: os.path.expanduser("~"))
     runtime: str = field(default_factory=jupyter_runtime_dir)
@@ -100,12 +102,13 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
         if placement is None or access is None or not in_session:
             self.isolation_mode, self.isolation_reason = isolation.NONE, "not in a session"
             return launch
-        decided = isolation.resolve(access.kernel_isolation)
+        decided = isolation.resolve(access.kernel_isolation, placement.account)
         self.isolation_mode, self.isolation_reason = decided.mode, decided.why
         if decided.mode == "refused":
             raise RuntimeError(f"hub_rtc: {decided.why}")
-        if decided.mode == isolation.SANDBOX:
-            launch["cmd"] = self._sandboxed(launch["cmd"], placement, access, cwd)
+        if decided.mode in (isolation.SANDBOX, isolation.ACCOUNT):
+            account = isolation.account_ids(placement.account) if decided.mode == isolation.ACCOUNT else None
+            launch["cmd"] = self._sandboxed(launch["cmd"], placement, access, cwd, account)
         self.log.info("hub_rtc: kernel %s of session %s: %s", self.kernel_id, access.session_id,
                       decided.why)
         return launch
@@ -114,7 +117,7 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
         """Interrupts (and any signal but the ones that end it) go to a sandboxed kernel's
         own processes, not to the sandbox around it, which would stop and take the
         kernel with it."""
-        if (self.isolation_mode != isolation.SANDBOX or not self.pgid
+        if (self.isolation_mode not in (isolation.SANDBOX, isolation.ACCOUNT) or not self.pgid
                 or signum in (signal.SIGKILL, signal.SIGTERM)):
             await super().send_signal(signum)
             return
@@ -144,18 +147,22 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
         return answer
 
     def _sandboxed(self, cmd: list[str], placement: Placement, access: Access, cwd: str,
-                   ) -> list[str]:
+                   account: tuple[int, int] | None = None) -> list[str]:
         assert self.parent is not None  # the kernel manager: it wrote the connection file
         session = os.path.realpath(os.path.join(placement.root_dir, access.root))
+        connection_file = os.path.realpath(self.parent.connection_file)
+        if account is not None:  # the account reads its own connection file, writes the folder
+            os.chown(connection_file, account[0], account[1])
+            isolation.open_to(session, account[1])
         inside = _relative(session, cwd) is not None
         if isolation.within(placement.home, session):  # the session holds the server's home
             isolation.make_home_entries(placement.home)
         home_protect, home_hide = isolation.home_files(placement.home, session, placement.runtime)
         box = isolation.Sandbox(
             session=session, cwd=os.path.realpath(cwd) if inside else session,
-            connection_file=os.path.realpath(self.parent.connection_file),
+            connection_file=connection_file,
             protect=isolation.protected_files(session, placement.store) + home_protect,
-            hide=home_hide)
+            hide=home_hide, account=account)
         return isolation.sandbox_command(cmd, box)
 
 

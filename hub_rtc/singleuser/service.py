@@ -55,11 +55,14 @@ class ServiceClient:
         return Access.from_json(data)
 
     async def announce(self, version: str, base_url: str, cannot_sandbox: str | None,
-                       ) -> dict[str, Any]:
-        """``cannot_sandbox``: None where this server can run kernels in a sandbox, else why not."""
+                       cannot_switch: str | None) -> dict[str, Any]:
+        """``cannot_sandbox``, ``cannot_switch``: None where this server can run kernels in a
+        sandbox, and there as an account of their own; else why not."""
         return await self._call("POST", "/servers/announce", {
             "server_name": self.server_name, "version": version, "base_url": base_url,
-            "kernels": {"sandbox": cannot_sandbox is None, "missing": (cannot_sandbox or "")[:300]}})
+            "kernels": {"sandbox": cannot_sandbox is None, "missing": (cannot_sandbox or "")[:300],
+                        "account": cannot_switch is None,
+                        "account_missing": (cannot_switch or "")[:300]}})
 
     async def record(self, session_id: str, events: list[dict[str, Any]]) -> None:
         for start in range(0, len(events), BATCH_LIMIT):

@@ -20,7 +20,7 @@ import pytest
 
 from hub_rtc.demo import LOCKED_CELL, NOTEBOOK, ROOT
 from hub_rtc.localhub import LocalHub, free_port
-from hub_rtc.singleuser.isolation import probe
+from hub_rtc.singleuser.isolation import KERNEL_ACCOUNT, probe, probe_account
 from tests.integration.yclient import YClient, refused_status
 
 pytestmark = pytest.mark.integration
@@ -100,7 +100,8 @@ def test_demo_runs_hosts_its_session_and_stops_cleanly(tmp_path: Path) -> None:
         assert url, banner
         assert "students" in banner and "session" in banner
         # how session kernels run here is said, and matches what the host can do
-        expected = "none" if probe() else "sandbox"
+        expected = ("account" if probe_account(KERNEL_ACCOUNT) is None
+                    else "none" if probe() else "sandbox")
         assert re.search(rf"kernels\s+{expected}: ", banner), banner
         # progress of the hosting, as the service reports it, up to ready
         states = re.findall(r"hosting: (\w+)", banner)

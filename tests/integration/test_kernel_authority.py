@@ -72,11 +72,15 @@ SERVER_CMD = "jupyterhub.singleuser"
 
 SERVER_ARGS = ["--allow-root", "--HubRTCExtension.flush_seconds=0.5",
                "--YDocExtension.file_poll_interval=0.3", "--YDocExtension.document_save_delay=0.2",
-               "--YDocExtension.document_cleanup_delay=0.5"]
+               "--YDocExtension.document_cleanup_delay=0.5",
+               f"--HubRTCExtension.kernel_account={isolation.KERNEL_ACCOUNT}"]
 #: long enough for a room whose clients all left to be gone
 ROOM_GONE = 1.5
 
-MODES = (isolation.NONE, isolation.SANDBOX)
+MODES = (isolation.NONE, isolation.SANDBOX, isolation.ACCOUNT)
+#: the account session kernels run as in the account mode (./dev setup makes it, as root;
+#: the servers name it in SERVER_ARGS, and the policy says which mode they use)
+KERNEL_ACCOUNT = isolation.KERNEL_ACCOUNT
 #: the modes this module ran in (tests/integration/conftest.py says so at the end)
 MODES_RUN: set[str] = set()
 #: root holds CAP_SYS_PTRACE: it reads a non-dumpable process's environ and memory
@@ -106,7 +110,8 @@ class World:
 
     @property
     def sandboxed(self) -> bool:
-        return self.mode == isolation.SANDBOX
+        """In a sandbox: as the server's user id, or as an account of its own."""
+        return self.mode in (isolation.SANDBOX, isolation.ACCOUNT)
 
     @property
     def root(self) -> Path:
@@ -386,6 +391,8 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     mode = str(request.param)
     if mode == isolation.SANDBOX and (missing := isolation.probe()) is not None:
         pytest.skip(f"no kernel sandbox on this host: {missing}")
+    if mode == isolation.ACCOUNT and (missing := isolation.probe_account(KERNEL_ACCOUNT)):
+        pytest.skip(f"no kernel account on this host: {missing}")
     MODES_RUN.add(mode)
     workdir = tmp_path_factory.mktemp(f"kernels-{mode}")
     hub = start_hub(workdir, manage_hub_access=True, extra=(

@@ -410,7 +410,10 @@ def test_0003_keeps_sessions_and_lets_nobody_in_until_announced(db_url: str) -> 
     ("auto", {"sandbox": True, "missing": ""}, "sandbox"),
     ("auto", {"sandbox": False, "missing": "bwrap (bubblewrap) is not installed"}, "none"),
     ("sandbox", {"sandbox": False, "missing": "bwrap (bubblewrap) is not installed"}, "refused"),
-    ("none", {"sandbox": True, "missing": ""}, "none")])
+    ("none", {"sandbox": True, "missing": ""}, "none"),
+    ("auto", {"sandbox": True, "missing": "", "account": True, "account_missing": ""}, "account"),
+    ("account", {"sandbox": True, "missing": "", "account": False,
+                 "account_missing": "there is no account 'k' on this host"}, "refused")])
 async def test_the_session_and_the_admin_say_how_kernels_run(
         hosted: Manager, directory: StaticDirectory, wish: str, kernels: dict | None,
         mode: str) -> None:
@@ -423,6 +426,8 @@ async def test_the_session_and_the_admin_say_how_kernels_run(
     assert s["kernels"]["mode"] == mode
     if kernels and not kernels["sandbox"]:
         assert kernels["missing"] in s["kernels"]["why"]  # and why the server cannot do better
+    if kernels and kernels.get("account_missing") and mode == "refused":
+        assert kernels["account_missing"] in s["kernels"]["why"]
     if mode == "none":
         assert "runs as the server's account" in s["kernels"]["why"]
     [server] = await hosted.servers.list(ADMIN)

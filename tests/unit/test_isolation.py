@@ -17,6 +17,9 @@ from hub_rtc.singleuser.isolation import Sandbox, protected_files, resolve, sand
 from hub_rtc.singleuser.provisioner import SERVER_SECRETS, _relative, scrubbed
 
 NO_SANDBOX = isolation.probe()
+#: the account ./dev setup makes for the tests of the account mode (where it runs as root)
+ACCOUNT = "hub-rtc-kernel"
+NO_ACCOUNT = isolation.probe_account(ACCOUNT)
 
 
 def box(tmp_path: Path, protect: tuple[str, ...] = ()) -> Sandbox:
@@ -77,14 +80,17 @@ def test_a_kernel_folder_below_the_server_root(cwd: str, expected: str | None) -
 def test_modes_resolve_to_what_the_host_supports() -> None:
     assert resolve("none").mode == isolation.NONE
     missing = "no-such-bwrap-here"
-    auto = resolve("auto", missing)
+    auto = resolve("auto", bwrap=missing)
     assert auto.mode == isolation.NONE
     assert auto.why.startswith(f"no sandbox on this host ({missing} (bubblewrap) is not installed)")
     assert "runs as the server's account" in auto.why  # said plainly on the pages
-    insist = resolve("sandbox", missing)
+    insist = resolve("sandbox", bwrap=missing)
     assert insist.mode == "refused" and "do not start" in insist.why  # fails closed, not open
+    assert resolve("account", "no-such-account-here").mode == "refused"
     if NO_SANDBOX is None:
         assert resolve("auto").mode == resolve("sandbox").mode == isolation.SANDBOX
+    if NO_ACCOUNT is None:
+        assert resolve("auto", ACCOUNT).mode == resolve("account", ACCOUNT).mode == isolation.ACCOUNT
 
 
 # -- the sandbox, really run -----------------------------------------------------------
@@ -249,3 +255,45 @@ async def test_a_kernel_whose_place_cannot_be_asked_is_never_in_no_session() -> 
     outside = await prov._session_at(placement, "/srv/olive/notes")
     assert outside is not None and outside.session_id is None  # it said: in no session
     assert await prov._session_at(placement, "/elsewhere") is None
+
+
+ACCOUNT_PROBE = r"""
+import json, os
+out = {"uid": os.getuid(), "groups": os.getgroups()}
+for name, fn in [("write data", lambda: open("data.txt", "w").write("x")),
+                 ("write notebook", lambda: open("nb.ipynb", "a").write("x")),
+                 ("read root's file", lambda: open("mine.txt").read()),
+                 ("tmp", lambda: open("/tmp/t", "w").write("x")),
+                 ("home", lambda: open(os.path.expanduser("~/h"), "w").write("x")),
+                 ("become root", lambda: os.setuid(0))]:
+    try:
+        out[name] = ["ok", fn()]
+    except Exception as e:
+        out[name] = ["refused", type(e).__name__]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(NO_ACCOUNT is not None, reason=f"no kernel account here: {NO_ACCOUNT}")
+def test_a_kernel_as_its_own_account_has_the_os_permissions_too(tmp_path: Path) -> None:
+    ids = isolation.account_ids(ACCOUNT)
+    assert ids is not None
+    b = box(tmp_path)
+    session = Path(b.session)
+    (session / "nb.ipynb").write_text("{}")  # the server's, as a notebook it saved
+    (session / "mine.txt").write_text("the server's own")
+    (session / "mine.txt").chmod(0o600)
+    isolation.open_to(b.session, ids[1])
+    assert session.stat().st_gid == ids[1] and session.stat().st_mode & 0o2070 == 0o2070
+    os.chown(b.connection_file, *ids)
+    b = Sandbox(b.session, b.cwd, b.connection_file, account=ids)  # no read-only binds at all
+    done = subprocess.run(sandbox_command([sys.executable, "-c", ACCOUNT_PROBE], b),
+                          capture_output=True, text=True, timeout=60, check=True)
+    seen = json.loads(done.stdout)
+    assert seen["uid"] == ids[0] and seen["groups"] == []
+    assert seen["write data"][0] == "ok" and (session / "data.txt").stat().st_uid == ids[0]
+    # the permissions alone keep the server's files, where no bind would
+    assert seen["write notebook"] == ["refused", "PermissionError"]
+    assert seen["read root's file"] == ["refused", "PermissionError"]
+    assert seen["tmp"][0] == seen["home"][0] == "ok"
+    assert seen["become root"] == ["refused", "PermissionError"]

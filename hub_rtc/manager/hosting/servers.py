@@ -88,6 +88,8 @@ class Servers:
         kernels = body.get("kernels")  # absent from older extensions: not known
         row.kernel_sandbox = bool(kernels["sandbox"]) if kernels else None
         row.kernel_sandbox_missing = str(kernels["missing"]) if kernels else ""
+        row.kernel_account = bool(kernels.get("account")) if kernels else None
+        row.kernel_account_missing = str(kernels.get("account_missing", "")) if kernels else ""
         return self.hosting.announced(db, server, body["version"])
 
     async def hello(self, caller: Actor, server_name: str,
