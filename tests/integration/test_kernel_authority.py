@@ -466,6 +466,25 @@ def none_cannot_promise(world: World) -> bool:
     return world.mode == isolation.NONE and ROOT
 
 
+# -- 0. where the kernel runs -------------------------------------------------------------
+
+
+async def test_the_kernel_runs_as_the_mode_says(world: World) -> None:
+    """The account's user id and no groups in ``account``; the server's own otherwise; a
+    process namespace of its own wherever it is sandboxed."""
+    async with kernel(world, EDITOR) as k:
+        seen = await k.report("import json, os\nprint(json.dumps([os.getuid(), os.getgroups(), "
+                              "os.path.exists('/proc/1/cmdline') and open('/proc/1/cmdline', "
+                              "'rb').read().split(b'\\0')[0].decode()]))")
+    uid, groups, init = seen
+    if world.mode == isolation.ACCOUNT:
+        ids = isolation.account_ids(KERNEL_ACCOUNT)
+        assert ids is not None and uid == ids[0] and groups == [], seen
+    else:
+        assert uid == os.geteuid(), seen
+    assert (init == "bwrap") == world.sandboxed, seen  # its pid 1 is the sandbox's, not the host's
+
+
 # -- 1. the server's credentials -----------------------------------------------------------
 
 
