@@ -1,5 +1,7 @@
 """Kernel start and execute round-trip in each isolation mode, next to ``none``.
 
+The account mode is measured where ./dev setup made its account (as root).
+
 Each kernel is a real ipykernel started by jupyter_client through hub_rtc's
 provisioner, as a guarded server starts a session kernel: the provisioner asks
 where the kernel is (here a stand-in for the service's answer: a session at
@@ -34,7 +36,8 @@ def configure(root: Path, mode: str) -> None:
     async def locate(folder: str) -> Access:
         return Access(read=True, session_id="s1", root="lab", kernel_isolation=mode)
 
-    provisioner.configure(provisioner.Placement(str(root), locate, runtime=str(root / "runtime")))
+    provisioner.configure(provisioner.Placement(str(root), locate, runtime=str(root / "runtime"),
+                                                account=isolation.KERNEL_ACCOUNT))
 
 
 async def one_kernel(root: Path, mode: str, executes: int) -> tuple[float, list[float]]:
@@ -79,10 +82,12 @@ async def main() -> None:
     args = parser.parse_args()
     rounds = args.rounds or (2 if args.quick else 6)
     executes = args.executes or (5 if args.quick else 30)
-    missing = isolation.probe()
+    missing, no_account = isolation.probe(), isolation.probe_account(isolation.KERNEL_ACCOUNT)
     modes = [isolation.NONE] + ([isolation.SANDBOX] if missing is None else [])
-    if missing:
-        print(f"no sandbox on this host ({missing}): only 'none' is measured")
+    modes += [isolation.ACCOUNT] if no_account is None else []
+    for mode, why in ((isolation.SANDBOX, missing), (isolation.ACCOUNT, no_account)):
+        if why:
+            print(f"{mode} is not measured: {why}")
     KernelProvisionerFactory.instance().default_provisioner_name = provisioner.NAME
     starts: dict[str, list[float]] = {m: [] for m in modes}
     trips: dict[str, list[float]] = {m: [] for m in modes}
@@ -91,7 +96,7 @@ async def main() -> None:
         (root / "lab").mkdir()
         (root / "runtime").mkdir()
         for r in range(rounds):
-            for mode in modes if r % 2 == 0 else reversed(modes):
+            for mode in modes if r % 2 == 0 else list(reversed(modes)):
                 start, round_trips = await one_kernel(root, mode, executes)
                 starts[mode].append(start)
                 trips[mode] += round_trips
