@@ -28,8 +28,14 @@ the server.  So a session kernel runs in a bubblewrap sandbox that sees:
 Nothing else of the host is in its view.  The network is shared: the kernel
 talks to the server over loopback, and holds no token to talk to anyone with.
 
+Where the server is root and an account is configured (the ``account`` mode),
+the kernel then becomes that account inside the sandbox (``setpriv``, no groups,
+no new privileges), and the operating system's permissions hold too: the
+session folder is given to the account's group (:func:`open_to`), the server's
+files in it stay the server's.
+
 :func:`sandbox_command` builds the command (pure, tested alone); :func:`probe`
-says once whether ``bwrap`` works here.
+and :func:`probe_account` say once whether each mode works here.
 """
 
 from __future__ import annotations
@@ -158,6 +164,9 @@ def sandbox_command(cmd: Sequence[str], box: Sandbox, *, bwrap: str = "bwrap",
     # turns its parent polling off; --die-with-parent does that job instead.
     args += ["--setenv", "JPY_PARENT_PID", "1"]
     args += _reachable(box.session, made, switch) + ["--bind", box.session, box.session]
+    for prefix in box.prefixes:  # a Python inside the session folder stays read-only: the
+        if within(prefix, box.session):  # server runs from it too
+            args += ["--ro-bind", prefix, prefix]
     for path in box.protect:
         args += ["--ro-bind", path, path]
     for path in box.hide:  # after protect: a hidden folder inside a protected one stays hidden

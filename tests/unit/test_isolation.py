@@ -297,3 +297,11 @@ def test_a_kernel_as_its_own_account_has_the_os_permissions_too(tmp_path: Path) 
     assert seen["read root's file"] == ["refused", "PermissionError"]
     assert seen["tmp"][0] == seen["home"][0] == "ok"
     assert seen["become root"] == ["refused", "PermissionError"]
+
+
+def test_a_python_inside_the_session_folder_stays_read_only(tmp_path: Path) -> None:
+    b = box(tmp_path)
+    venv = os.path.join(b.session, "venv")
+    cmd = sandbox_command(["k"], Sandbox(b.session, b.cwd, b.connection_file, prefixes=(venv, "/usr")))
+    binds = [i for i, a in enumerate(cmd) if a == "--ro-bind" and cmd[i + 1] == venv]
+    assert binds and binds[-1] > cmd.index("--bind")  # after the writable session: it wins
