@@ -437,20 +437,21 @@ class Loot:
         return sorted((self.environs() | set(self.found["own"])) - {self.service_token})
 
 
-async def harvest(world: World, other: tuple[str, str]) -> Loot:
-    """ed's kernel reads what it can while another member's kernel runs: ``other`` is
-    (user, notebook)."""
+async def harvest(world: World, attacker: str, other: tuple[str, str]) -> Loot:
+    """``attacker``'s run in Lab 1's kernel reads what it can while another member's kernel
+    runs: ``other`` is (user, notebook)."""
     async with kernel(world, *other) as other_kernel:
         key = connection_key(world, other_kernel.kernel_id)
-        async with kernel(world, EDITOR) as ed:
-            found = await ed.report(HARVEST, runtime=[str(world.runtime_dir)])
+        async with kernel(world, attacker) as k:
+            found = await k.report(HARVEST, runtime=[str(world.runtime_dir)])
     return Loot(found, world.server_token(), world.service_token(), key)
 
 
-@pytest.fixture(scope="module")
-def loot(world: World) -> Loot:
-    """Read once per hub: every attack below may use it."""
-    return asyncio.run(harvest(world, (OTHER, "lab2/b.ipynb")))
+@pytest.fixture(scope="module", params=[EDITOR, RUNNER])
+def loot(world: World, request: pytest.FixtureRequest) -> Loot:
+    """Read once per hub and attacker (an editor, and a runner, who may not edit at all):
+    every attack below may use it."""
+    return asyncio.run(harvest(world, str(request.param), (OTHER, "lab2/b.ipynb")))
 
 
 @pytest.fixture
@@ -729,7 +730,7 @@ def group(world: World) -> Iterator[tuple[World, Loot]]:
     g = world.at("nb.ipynb", session["id"], session["server"]["user"])
     try:
         g.reset_notebook()
-        yield g, asyncio.run(harvest(g, (OWNER, "other.ipynb")))
+        yield g, asyncio.run(harvest(g, EDITOR, (OWNER, "other.ipynb")))
     finally:
         world.rtc("DELETE", f"/sessions/{session['id']}")
 
