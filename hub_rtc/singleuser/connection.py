@@ -215,9 +215,11 @@ class RoomConnection:
         if guard is None:
             raise RuntimeError("hub_rtc: a document update before the room's guard was followed")
         if guard.stale:
-            # The mirror lost step with the room since the last check (an update of the
-            # room's own it could not integrate).  Judging against the room's document
-            # as it is now is what a fresh guard does; closing would punish this client.
+            # The mirror lost step with the room since the last check: it followed an
+            # update it could not integrate (the update store can lack updates that
+            # later stored ones depend on, and a room loads them all).  Judging against
+            # the room's document as it is now is what a fresh guard does; closing would
+            # punish this client.
             self.log.warning("hub_rtc: the guard of %s had lost step with the room; rebuilt "
                              "from it", self.doc_path)
             self._reset_guard()
