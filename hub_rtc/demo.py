@@ -41,7 +41,7 @@ c.JupyterHub.load_groups = {{
 }}
 c.RTCPolicy.instructor_groups = {{{STAFF!r}: [{COURSE!r}]}}
 c.RTCPolicy.max_members_per_session = 8
-# session kernels in a bubblewrap sandbox where this host has one (the banner says which)
+# session kernels as apart from the server as this host allows (the banner says how)
 c.RTCPolicy.kernel_isolation = "auto"
 c.Authenticator.admin_users = {{{ADMIN!r}}}
 """
@@ -70,9 +70,14 @@ def demo_config(workdir: Path) -> str:
             + f"c.SimpleLocalProcessSpawner.home_dir_template = {homes!r} + '/{{username}}'\n")
 
 
+def kernel_account() -> str:
+    """./dev setup's account for session kernels, where it made one (it does as root); ""."""
+    return KERNEL_ACCOUNT if probe_account(KERNEL_ACCOUNT) is None else ""
+
+
 def kernel_account_config() -> str:
-    """Session kernels as ./dev setup's account, where it made one (it does as root)."""
-    if probe_account(KERNEL_ACCOUNT) is not None:
+    """Session kernels as that account, where there is one."""
+    if not kernel_account():
         return ""
     return f"c.Spawner.args = [*c.Spawner.args, '--HubRTCExtension.kernel_account={KERNEL_ACCOUNT}']\n"
 
@@ -224,7 +229,7 @@ def _banner(hub: LocalHub, demo: Demo) -> str:
     session = demo.session
     opened = hub.url + session["url"]
     # the demo's servers run on this host, with the account if there is one: the same answer
-    kernels = resolve("auto", KERNEL_ACCOUNT if kernel_account_config() else "")
+    kernels = resolve("auto", kernel_account())
     return f"""
 hub_rtc demo is running.
 

@@ -142,10 +142,11 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
             if resource in ("kernels", "sessions") and action != "read":
                 KERNEL_STARTER.set(owner_access(await gate.identity_of(name)))
             if resource == "kernels" and isinstance(handler, WebSocketHandler):
-                await self._count_runs(handler, name, _below_base(handler), action)
+                kernel = target(handler.request.method, _below_base(handler), resource, action,
+                                handler.path_kwargs, b"")
+                await self._count_runs(handler, name, kernel[0].kernel_id if kernel else None)
             return True
-        relative = _below_base(handler)
-        checks = target(handler.request.method, relative, resource, action,
+        checks = target(handler.request.method, _below_base(handler), resource, action,
                         handler.path_kwargs, handler.request.body or b"")
         for check in checks:
             allowed, access = await self._check(handler, name, check)
@@ -154,14 +155,12 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
         if isinstance(handler, WebSocketHandler) and checks:
             self._watch(handler, name, checks[0], access)
             if resource == "kernels":
-                await self._count_runs(handler, name, relative, action)
+                await self._count_runs(handler, name, checks[0].kernel_id)
         return True
 
-    async def _count_runs(self, handler: Any, name: str, relative: str, action: str) -> None:
+    async def _count_runs(self, handler: Any, name: str, kernel_id: str | None) -> None:
         """Execute requests on this kernel socket are ``name``'s (whoever they say they
         are from), counted per cell in the session of the kernel's notebook."""
-        checks = target("GET", relative, "kernels", action, handler.path_kwargs, b"")
-        kernel_id = checks[0].kernel_id if checks else None
         if self.tally is None or kernel_id is None:
             return
         paths = [p for p in await kernel_paths(handler.settings, kernel_id, False) if p]

@@ -294,16 +294,22 @@ def probe(bwrap: str = "bwrap") -> str | None:
     found = shutil.which(bwrap)
     if found is None:
         return f"{bwrap} (bubblewrap) is not installed"
+    return _tried("import os; os.kill(1, 0)", None, found, bwrap)
+
+
+def _tried(check: str, account: tuple[int, int] | None, bwrap: str, who: str) -> str | None:
+    """Run Python ``check`` in a sandbox of the working folder (as ``account``); None if
+    it exits 0, else why not, said of ``who`` (bwrap, or the sandbox as the account)."""
     here = os.path.realpath(os.getcwd())
-    box = Sandbox(session=here, cwd=here, connection_file=os.devnull)
-    cmd = sandbox_command([sys.executable, "-c", "import os; os.kill(1, 0)"], box, bwrap=found)
+    box = Sandbox(session=here, cwd=here, connection_file=os.devnull, account=account)
+    cmd = sandbox_command([sys.executable, "-c", check], box, bwrap=bwrap)
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=PROBE_SECONDS, check=False)
     except (OSError, subprocess.TimeoutExpired) as e:
-        return f"{bwrap} could not start: {e}"
+        return f"{who} could not start: {e}"
     if done.returncode != 0:
         why = done.stderr.decode(errors="replace").strip().splitlines()
-        return f"{bwrap} failed: {why[-1] if why else f'exit {done.returncode}'}"
+        return f"{who} failed: {why[-1] if why else f'exit {done.returncode}'}"
     return None
 
 
@@ -337,18 +343,8 @@ def probe_account(name: str, bwrap: str = "bwrap") -> str | None:
         return missing
     if not os.access(SETPRIV, os.X_OK):
         return f"{SETPRIV} (util-linux) is not installed"
-    here = os.path.realpath(os.getcwd())
-    box = Sandbox(session=here, cwd=here, connection_file=os.devnull, account=ids)
     check = f"import os, sys; sys.exit(0 if os.getuid() == {ids[0]} else 1)"
-    cmd = sandbox_command([sys.executable, "-c", check], box, bwrap=shutil.which(bwrap) or bwrap)
-    try:
-        done = subprocess.run(cmd, capture_output=True, timeout=PROBE_SECONDS, check=False)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"the sandbox could not start as {name!r}: {e}"
-    if done.returncode != 0:
-        why = done.stderr.decode(errors="replace").strip().splitlines()
-        return f"the sandbox failed as {name!r}: {why[-1] if why else f'exit {done.returncode}'}"
-    return None
+    return _tried(check, ids, shutil.which(bwrap) or bwrap, f"the sandbox as {name!r}")
 
 
 def open_to(session: str, gid: int) -> None:

@@ -85,9 +85,8 @@ def _relative(root_dir: str, cwd: str) -> str | None:
 class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
     """jupyter_client's local provisioner, with hub_rtc's kernel isolation."""
 
-    #: the mode this kernel was last launched in, and why (for the log and pages)
+    #: the mode this kernel was last launched in (its signals depend on it)
     isolation_mode: str = isolation.NONE
-    isolation_reason: str = ""
     #: the service's answer at the last launch that found a session (for restarts)
     _last: Access | None = None
 
@@ -96,18 +95,19 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
         placement = _placement
         cwd = str(launch.get("cwd") or os.getcwd())
         access = await self._session_at(placement, cwd)
-        in_session = access is not None and access.session_id is not None
-        keep = bool(placement and placement.owner_keeps_token and not in_session)
-        launch["env"] = scrubbed(dict(launch.get("env") or os.environ), keep)
-        if placement is None or access is None or not in_session:
-            self.isolation_mode, self.isolation_reason = isolation.NONE, "not in a session"
+        if placement is None or access is None or access.session_id is None:
+            keep = bool(placement and placement.owner_keeps_token)  # the owner's own kernel
+            launch["env"] = scrubbed(dict(launch.get("env") or os.environ), keep)
+            self.isolation_mode = isolation.NONE
             return launch
+        launch["env"] = scrubbed(dict(launch.get("env") or os.environ))
         decided = isolation.resolve(access.kernel_isolation, placement.account)
-        self.isolation_mode, self.isolation_reason = decided.mode, decided.why
+        self.isolation_mode = decided.mode
         if decided.mode == "refused":
             raise RuntimeError(f"hub_rtc: {decided.why}")
         if decided.mode in (isolation.SANDBOX, isolation.ACCOUNT):
-            account = isolation.account_ids(placement.account) if decided.mode == isolation.ACCOUNT else None
+            account = (isolation.account_ids(placement.account)
+                       if decided.mode == isolation.ACCOUNT else None)
             launch["cmd"] = self._sandboxed(launch["cmd"], placement, access, cwd, account)
         self.log.info("hub_rtc: kernel %s of session %s: %s", self.kernel_id, access.session_id,
                       decided.why)
@@ -154,7 +154,7 @@ class HubRTCProvisioner(LocalProvisioner):  # type: ignore[misc]
         if account is not None:  # the account reads its own connection file, writes the folder
             os.chown(connection_file, account[0], account[1])
             isolation.open_to(session, account[1])
-        inside = _relative(session, cwd) is not None
+        inside = isolation.within(cwd, session)
         if isolation.within(placement.home, session):  # the session holds the server's home
             isolation.make_home_entries(placement.home)
         home_protect, home_hide = isolation.home_files(placement.home, session, placement.runtime)

@@ -305,3 +305,34 @@ def test_a_python_inside_the_session_folder_stays_read_only(tmp_path: Path) -> N
     cmd = sandbox_command(["k"], Sandbox(b.session, b.cwd, b.connection_file, prefixes=(venv, "/usr")))
     binds = [i for i, a in enumerate(cmd) if a == "--ro-bind" and cmd[i + 1] == venv]
     assert binds and binds[-1] > cmd.index("--bind")  # after the writable session: it wins
+
+
+async def test_the_owner_keeps_the_token_only_in_kernels_outside_every_session() -> None:
+    """``owner_kernels_keep_token`` gives the owner's own kernels the token; never a session's,
+    and nobody's without it.  Through the provisioner's own launch preparation."""
+    from jupyter_client.kernelspec import KernelSpec
+
+    from hub_rtc.decision.access import Access
+    from hub_rtc.singleuser import provisioner as prov_module
+    from hub_rtc.singleuser.provisioner import HubRTCProvisioner, Placement
+
+    env = {"PATH": "/bin", "JUPYTERHUB_API_TOKEN": "server-token", "JPY_API_TOKEN": "server-token"}
+    spec = KernelSpec(argv=["python", "-m", "ipykernel_launcher"], env={}, language="python")
+
+    async def launched(session_id: str | None, keep: bool) -> dict[str, str]:
+        async def locate(folder: str) -> Access:
+            return Access(read=True, session_id=session_id, root="lab", kernel_isolation="none")
+
+        prov_module.configure(Placement("/srv/olive", locate, keep, runtime="/srv/olive/.rt"))
+        try:
+            prov = HubRTCProvisioner(kernel_id="k1", kernel_spec=spec, parent=None)
+            launch = await prov.pre_launch(env=dict(env), cwd="/srv/olive/lab")
+            return dict(launch["env"])
+        finally:
+            prov_module.configure(None)
+
+    assert (await launched(None, keep=True))["JUPYTERHUB_API_TOKEN"] == "server-token"
+    for session_id, keep in [("s1", True), ("s1", False), (None, False)]:
+        got = await launched(session_id, keep)
+        assert "JUPYTERHUB_API_TOKEN" not in got and "JPY_API_TOKEN" not in got, (session_id, keep)
+        assert got["PATH"] == "/bin"
