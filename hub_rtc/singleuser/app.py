@@ -24,7 +24,7 @@ from .. import __version__
 from ..decision.access import Access
 from ..guard import Limits
 from ..protocol import ROOM_ROUTE, ROOM_ROUTE_PATTERN
-from . import isolation, provisioner
+from . import isolation, provisioner, updatelog
 from .authorizer import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
 from .connection import RoomGuards
@@ -122,6 +122,19 @@ class HubRTCExtension(ExtensionApp):
         Its group is given write access to session folders (not to the notebooks
         in them). Empty: kernels keep the server's user id.""",
     ).tag(config=True)
+    batched_store = Bool(
+        True,
+        help="""Write collaborative documents' updates in batches, each one durable
+        before any other client receives it (hub_rtc's update store, in the same
+        SQLite file and format as jupyter-collaboration's `SQLiteYStore`, whose
+        `db_path` it uses). A restarted room then loads whichever is newer, the
+        store or the file.
+
+        False: jupyter-collaboration's own store (`YDocExtension.ystore_class`),
+        which writes each update after sending it, so a crash can lose edits
+        other clients saw, and a restarted room loads the file over newer
+        stored edits.""",
+    ).tag(config=True)
     flush_seconds = Float(
         5.0, help="How often counted activity (edits, refusals, joins) is sent to the service, in seconds."
     ).tag(config=True)
@@ -165,6 +178,10 @@ class HubRTCExtension(ExtensionApp):
                          AccessCache(self.cache_seconds), self.log)
         self.disk = DiskGuard(self.gate.client, self.tally, self.log)
         self.disk.trust_saves(app.contents_manager)
+        ydoc = next(iter(app.extension_manager.extension_apps.get(YDOC_EXTENSION, ())), None)
+        if self.batched_store and ydoc is not None:  # (without it, start-up refuses, below)
+            # before jupyter_server_ydoc makes its handlers (it loads after hub_rtc)
+            ydoc.ystore_class = updatelog.on_file(self.store_path())
         self._install_auth()
         hook_kernel_identity(app.kernel_manager)
         self._isolate_kernels()
@@ -190,7 +207,7 @@ class HubRTCExtension(ExtensionApp):
             return await self.gate.access(self.gate.owner, folder)
 
         provisioner.configure(provisioner.Placement(
-            root_dir, locate, self.owner_kernels_keep_token, self._store_files(root_dir),
+            root_dir, locate, self.owner_kernels_keep_token, self._store_files(),
             account=self.kernel_account, runtime=str(app.runtime_dir)))
         factory = KernelProvisionerFactory.instance()
         if factory.default_provisioner_name != provisioner.NAME:
@@ -198,12 +215,17 @@ class HubRTCExtension(ExtensionApp):
                           factory.default_provisioner_name)
             factory.default_provisioner_name = provisioner.NAME
 
-    def _store_files(self, root_dir: str) -> tuple[str, ...]:
-        """The update store's files (SQLite and its journals), as absolute paths: where
-        jupyter_server_ydoc's SQLite store keeps them, as this server is configured."""
+    def store_path(self) -> str:
+        """The update store's database, as an absolute path: where jupyter_server_ydoc's
+        SQLite store keeps it, as this server is configured (relative paths are from
+        the server's working folder, as SQLite opens them)."""
         assert self.serverapp is not None
-        path = str(self.serverapp.config.get("SQLiteYStore", {}).get("db_path", STORE_PATH))
-        full = path if os.path.isabs(path) else os.path.join(root_dir, path)
+        return os.path.abspath(str(self.serverapp.config.get("SQLiteYStore", {}).get(
+            "db_path", STORE_PATH)))
+
+    def _store_files(self) -> tuple[str, ...]:
+        """The update store's files: the database and its journals."""
+        full = self.store_path()
         return tuple(full + suffix for suffix in ("", "-journal", "-wal", "-shm"))
 
     def _client(self) -> ServiceClient | None:

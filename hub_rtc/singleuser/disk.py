@@ -391,6 +391,13 @@ class DiskGuard:
 
         loader.load_content = load_content
 
+    async def check_stored(self, loader: Any, model: dict[str, Any]) -> None:
+        """Check a notebook the update store gives a room as if its file gave it: the
+        store is in the same kernels' reach (where they are not sandboxed).  What may
+        not be believed is put back in ``model["content"]``."""
+        if isinstance(model.get("content"), dict):
+            await self._check(loader, getattr(loader, "hub_rtc_room", None), model)
+
     def trust_saves(self, contents_manager: Any) -> None:
         """What the server's contents manager writes is authorized: the Authorizer let
         its writer write (a notebook with cells they may not change is never written

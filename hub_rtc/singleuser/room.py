@@ -11,18 +11,33 @@ with the stock handler, message by message, is described there).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.utils import ensure_async
 from jupyter_server_ydoc.handlers import YDocWebSocketHandler
+from jupyter_server_ydoc.utils import decode_file_path
 from tornado import web
+from tornado.iostream import StreamClosedError
+from tornado.websocket import WebSocketClosedError
 
 from ..decision.access import Access
 from ..decision.owner import owner_access, owns_server
+from ..protocol import CLIENT_STALLED
 from .authorizer import hub_name, narrowed, on_behalf, own_token_in, refuse_own_token, room_path
 from .connection import RoomConnection
+from .docroom import MAX_BACKLOG, GuardedDocumentRoom
 from .roomid import RoomId, RoomIdError, parse_room_id, room_tail
+
+#: the websocket opcode of a binary frame (RFC 6455)
+BINARY_FRAME = 0x2
+
+
+def _log_room_error(exception: Exception, log: logging.Logger) -> bool:
+    """As stock: a room logs what goes wrong in it and stays up for its other clients."""
+    log.error("hub_rtc: error in a document room", exc_info=exception)
+    return True
 
 
 class GuardedRoomHandler(YDocWebSocketHandler):
@@ -37,6 +52,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         super().initialize(**hub_rtc.room_handler_kwargs())
         self._watch_key: int | None = None
         self._decided_at = -1
+        self._backlog = 0  # bytes pushed to this socket and not yet written out
 
     # -- who may connect -------------------------------------------------
 
@@ -62,10 +78,65 @@ class GuardedRoomHandler(YDocWebSocketHandler):
             raise web.HTTPError(403, f"hub_rtc: {self._conn.access.reason or 'not a member'}")
         if room.kind == "transient" and not self._is_server_owner():
             raise web.HTTPError(403, "hub_rtc: only document rooms are open to collaborators")
+        if room.is_document:
+            await self._make_room(room.raw)
         await super().prepare()
         # jupyter-collaboration read the room id again, its own way: it must be this one
         if getattr(self, "_room_id", None) != room.raw:
             raise web.HTTPError(500, "hub_rtc: jupyter-collaboration opened another room")
+
+    async def _make_room(self, room_id: str) -> None:
+        """Put a :class:`GuardedDocumentRoom` where the stock prepare() looks for the room,
+        made as it would make its own (same file loader, store path and settings)."""
+        server = self._websocket_server
+        async with self._room_lock(room_id):
+            if server.room_exists(room_id):
+                return
+            file_format, file_type, file_id = decode_file_path(room_id)
+            loader = self._file_loaders[file_id]
+            store = self._ystore_class(path=f".{file_type}:{file_id}.y", log=self.log)
+            disk = self.rtc.disk
+
+            async def vet(model: dict[str, Any]) -> None:
+                await disk.check_stored(loader, model)
+
+            made = GuardedDocumentRoom(
+                room_id, file_format, file_type, loader, self.event_logger, store, self.log,
+                exception_handler=_log_room_error, save_delay=self._document_save_delay,
+                document_load_progressively=self._document_load_progressively,
+                notebook_output_delay_threshold_mb=self._notebook_output_delay_threshold_mb,
+                vet=vet if file_type == "notebook" else None)
+            server.add_room(room_id, made)
+
+    def push(self, frame: bytes) -> None:
+        """Write ``frame`` to this socket now (the room's fan-out: no task per client).
+
+        Frames leave in the order pushed.  A client that lets more than
+        MAX_BACKLOG bytes pile up is closed; it resyncs when it reconnects."""
+        conn = self.ws_connection
+        if conn is None or conn.is_closing():
+            return
+        # tornado's write_message wraps each write in a task of its own (to turn one
+        # error into another); the frame writer under it is what it calls
+        write_frame = getattr(conn, "_write_frame", None)
+        try:
+            if write_frame is None or getattr(conn, "_compressor", None) is not None:
+                written = self.write_message(frame, binary=True)
+            else:
+                written = write_frame(True, BINARY_FRAME, frame)
+        except (WebSocketClosedError, StreamClosedError):
+            return
+        size = len(frame)
+        self._backlog += size
+        if self._backlog > MAX_BACKLOG:
+            self.log.warning("hub_rtc: %s's room socket fell %d bytes behind; closed",
+                             self._conn.name, self._backlog)
+            self.close(CLIENT_STALLED, "hub_rtc: too far behind the room; reconnect")
+            return
+        written.add_done_callback(lambda _: self._sent(size))
+
+    def _sent(self, size: int) -> None:
+        self._backlog -= size
 
     def _read_room_id(self) -> RoomId:
         """The room id from the raw request path, as jupyter-collaboration will read it."""

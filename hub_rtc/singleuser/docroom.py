@@ -1,0 +1,282 @@
+"""The guarded room's own hot path: durable before broadcast, no task per edit.
+
+A :class:`GuardedDocumentRoom` is jupyter-collaboration's ``DocumentRoom``
+(its file loader, saving, out-of-band handling, fork and timeline support)
+with the per-update path replaced.  What changes, compared with stock:
+
+- **Durable before broadcast.**  Every update the document accepts is queued;
+  the room commits the queue to the :class:`~.updatelog.UpdateLog` (group
+  commit: whatever arrived during the last commit goes in the next) and only
+  then sends it to the clients, merged into one frame per batch.  A client
+  that joins gets the document's state only once that state is committed.  So
+  a SIGKILL at any moment loses no edit that any other client received.
+- **Loading takes the newest.**  A restarted room loads the store and the
+  file; where they differ it keeps the store if its last update is newer than
+  the file (edits made after the last save), and the file otherwise (changed
+  on disk while the room was closed).  Stock always takes the file, which
+  undid every edit made after the last save.  What the store gives is checked
+  like the file is (``vet``, the disk guard): a kernel that could write the
+  store speaks no louder than one that writes the file.
+- **Frames written straight to each socket** (``push``), in order, without a
+  task per client per update; a client whose socket backs up beyond
+  :data:`MAX_BACKLOG` bytes is closed and resyncs when it reconnects.
+- **One save timer** instead of a task created and cancelled per edit: saved
+  ``save_delay`` seconds after the last change, as stock does.
+- No log records per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from jupyter_server_ydoc.rooms import DocumentRoom
+from jupyter_server_ydoc.utils import LogLevel
+from pycrdt import (
+    TransactionEvent,
+    YMessageType,
+    create_sync_message,
+    create_update_message,
+    handle_sync_message,
+    is_awareness_disconnect_message,
+    merge_updates,
+    read_message,
+)
+
+from .updatelog import BatchedYStore
+
+#: a client whose unsent frames exceed this many bytes is closed (it resyncs on reconnect)
+MAX_BACKLOG = 64 * 1024 * 1024
+
+#: checks a notebook model the store gives as if the file had given it; may
+#: replace ``model["content"]`` with what may be believed
+Vet = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class GuardedDocumentRoom(DocumentRoom):
+    """A document room whose updates are durable before anyone receives them."""
+
+    def __init__(self, *args: Any, vet: Vet | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._vet = vet
+        self._queue: list[bytes] = []
+        self._wake = asyncio.Event()
+        self._queued = 0  # updates queued since the room started
+        self._durable = 0  # of those, committed (or given up on) and sent
+        self._waiting: list[tuple[int, asyncio.Future[None]]] = []
+        self._save_timer: asyncio.TimerHandle | None = None
+        self._changed_at = 0.0
+
+    # -- every update --------------------------------------------------------------
+
+    async def _watch_ready(self) -> None:
+        await self.ready_event.wait()
+        self._subscription = self.ydoc.observe(self._queue_update)
+        self.ydoc_observed.set()
+
+    def _queue_update(self, event: TransactionEvent) -> None:
+        self._queue.append(event.update)
+        self._queued += 1
+        self._wake.set()
+
+    async def _broadcast_updates(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._queue:
+                    batch, self._queue = self._queue, []
+                    await self._store(batch)
+                    self._fan_out(create_update_message(
+                        batch[0] if len(batch) == 1 else merge_updates(*batch)))
+                    self._durable += len(batch)
+                    self._release()
+        except asyncio.CancelledError:
+            pass
+
+    async def _store(self, batch: list[bytes]) -> None:
+        store = self.ystore
+        if store is None:
+            return
+        try:
+            if isinstance(store, BatchedYStore):
+                # shielded: a room stopping must not cancel a commit other rooms share
+                await asyncio.shield(store.append(batch))
+            else:
+                for update in batch:
+                    await store.write(update)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Broadcast anyway: holding it back would split the replicas, and the
+            # next save keeps the update in the file.
+            self.log.error("hub_rtc: %d updates of %s could not be stored; sent on anyway",
+                           len(batch), self._room_id, exc_info=True)
+
+    def _fan_out(self, frame: bytes) -> None:
+        for client in self.clients:
+            push = getattr(client, "push", None)
+            if push is not None:
+                push(frame)
+            elif self._task_group is not None:  # a channel of another kind
+                self._task_group.start_soon(client.send, frame)
+
+    def _release(self) -> None:
+        """Wake whoever waits for the updates committed so far."""
+        if not self._waiting:
+            return
+        still = []
+        for target, future in self._waiting:
+            if target > self._durable:
+                still.append((target, future))
+            elif not future.done():
+                future.set_result(None)
+        self._waiting = still
+
+    async def durable(self) -> None:
+        """Wait until every update the document has accepted so far is committed."""
+        if self._durable >= self._queued:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiting.append((self._queued, future))
+        await future
+
+    # -- one client ----------------------------------------------------------------
+
+    async def serve(self, channel: Any) -> None:
+        self.clients.add(channel)
+        try:
+            await channel.send(create_sync_message(self.ydoc))
+            async for message in channel:
+                try:
+                    await self._receive(channel, message)
+                except Exception as e:  # noqa: BLE001 - the room decides what it can take
+                    if not await self._handle_sync_message_error(e, message, channel):
+                        raise
+        except Exception as e:  # noqa: BLE001 - as stock: logged by the exception handler
+            self._handle_exception(e)
+        finally:
+            self.clients.discard(channel)
+
+    async def _receive(self, channel: Any, message: bytes) -> None:
+        kind = message[0]
+        if kind == YMessageType.SYNC:
+            # Applied now; observing the doc queues it to be stored, then sent to all.
+            reply = handle_sync_message(message[1:], self.ydoc)
+            if reply is not None:
+                await self.durable()  # the state in the reply is on disk before it leaves
+                await channel.send(reply)
+        elif kind == YMessageType.AWARENESS:
+            # to every client, the sender too (it keeps the connection alive), but
+            # not to a client saying goodbye
+            leaving = is_awareness_disconnect_message(message[1:])
+            for client in self.clients:
+                if leaving and client is channel:
+                    continue
+                push = getattr(client, "push", None)
+                if push is not None:
+                    push(message)
+                elif self._task_group is not None:
+                    self._task_group.start_soon(client.send, message)
+            self.awareness.apply_awareness_update(read_message(message[1:]), self)
+
+    # -- loading ---------------------------------------------------------------------
+
+    async def initialize(self) -> None:
+        store = self.ystore
+        if self.ready_event.is_set():
+            return
+        if self._document_load_progressively or not isinstance(store, BatchedYStore):
+            await super().initialize()  # stock: the file wins over the store
+            return
+        self.log.info("Initializing room %s", self._room_id)
+        model = await self._file.load_content(self._file_format, self._file_type)
+        save = False
+        async with self._update_lock:
+            newest = await store.load(self.ydoc)
+            if newest is None:
+                # as stock: the same history for the same content, whoever loads it
+                await self._apply_deterministic_source_content(model["content"])
+                await self._keep_state(store)
+                self._emit(LogLevel.INFO, "load", "Content loaded from disk.")
+            elif await self._document.aget() != model["content"]:
+                save = await self._newest(store, newest, model)
+            else:
+                self._emit(LogLevel.INFO, "load", "Content loaded from the store.")
+            self.ready = True
+        await self.ydoc_observed.wait()
+        self._emit(LogLevel.INFO, "initialize", "Room initialized")
+        if save:
+            self._save_to_disc()
+
+    async def _newest(self, store: BatchedYStore, newest: float, model: dict[str, Any]) -> bool:
+        """The store and the file differ: keep the newer. True: the file is behind."""
+        modified: Any = model.get("last_modified")
+        file_time = float(modified.timestamp()) if hasattr(modified, "timestamp") else 0.0
+        if newest > file_time:
+            self.log.info("hub_rtc: %s has edits in the update store newer than its file; "
+                          "loaded them, and the file is saved again", self._file.path)
+            self._emit(LogLevel.INFO, "load", "Content loaded from the store (newer than the file).")
+            if self._vet is not None:
+                checked = {**model, "content": await self._document.aget()}
+                content = checked["content"]
+                await self._vet(checked)
+                if checked["content"] is not content:  # put back what the store may not say
+                    await self._document.aset(checked["content"])
+                    await self._keep_state(store)
+            return True
+        self.log.info("hub_rtc: the file %s changed after its last stored update; loaded "
+                      "the file", self._file.path)
+        self._emit(LogLevel.INFO, "load", "Content loaded from disk (newer than the store).")
+        await self._document.aset(model["content"])
+        await self._keep_state(store)
+        return False
+
+    async def _keep_state(self, store: BatchedYStore) -> None:
+        """Store the whole document (changes made before the room observes it)."""
+        await asyncio.shield(store.append((self.ydoc.get_update(),)))
+
+    # -- saving ----------------------------------------------------------------------
+
+    def _on_document_change(self, target: str, event: Any) -> None:
+        if self._update_lock.locked() or self._save_delay is None:
+            return  # the room's own writes (loading, saved state), or autosave off
+        loop = asyncio.get_running_loop()
+        self._changed_at = loop.time()
+        if self._save_timer is None:
+            self._save_timer = loop.call_later(self._save_delay, self._save_when_quiet)
+
+    def _save_when_quiet(self) -> None:
+        """The timer: save once nothing changed for ``save_delay`` seconds."""
+        self._save_timer = None
+        assert self._save_delay is not None
+        loop = asyncio.get_running_loop()
+        wait = self._changed_at + self._save_delay - loop.time()
+        current: asyncio.Task[None] | None = getattr(self, "_saving_document", None)
+        saving = current is not None and not current.done()
+        if wait > 0 or saving:  # changed since, or still saving: look again later
+            self._save_timer = loop.call_later(max(wait, self._save_delay), self._save_when_quiet)
+            return
+        if not self._autosave():
+            return
+        self._saving_document = asyncio.create_task(self._maybe_save_document(None, save_now=True))
+
+    def _autosave(self) -> bool:
+        """As stock: autosave unless every client that says so turned it off."""
+        states = [state.get("autosave", True) for state in self.awareness.states.values() if state]
+        return any(states) if states else True
+
+    async def stop(self) -> None:
+        if self._save_timer is not None:
+            self._save_timer.cancel()
+            self._save_timer = None
+        if self._queue and isinstance(self.ystore, BatchedYStore):
+            # what the document took but the broadcaster has not reached: kept all the same
+            batch, self._queue = self._queue, []
+            try:
+                await asyncio.shield(self.ystore.append(batch))
+            except Exception:  # noqa: BLE001
+                self.log.error("hub_rtc: updates of %s lost on close", self._room_id,
+                               exc_info=True)
+        await super().stop()
