@@ -22,6 +22,9 @@ with the per-update path replaced.  What changes, compared with stock:
   :data:`MAX_BACKLOG` bytes is closed and resyncs when it reconnects.
 - **One save timer** instead of a task created and cancelled per edit: saved
   ``save_delay`` seconds after the last change, as stock does.
+- **Awareness coalesced**: every client gets, at most every
+  :data:`AWARENESS_SECONDS`, one frame with the newest state of each client
+  that changed, instead of every client's every cursor move.
 - No log records per message.
 """
 
@@ -36,16 +39,20 @@ from jupyter_server_ydoc.utils import LogLevel
 from pycrdt import (
     TransactionEvent,
     YMessageType,
+    create_awareness_message,
     create_sync_message,
     create_update_message,
     handle_sync_message,
-    is_awareness_disconnect_message,
     merge_updates,
     read_message,
 )
 
 from .updatelog import BatchedYStore
 
+#: awareness (cursors, selections, who is here) is sent at most this often, each
+#: time with the newest state of every client that changed: a lecture hall's 300
+#: viewers moving their cursors cost every receiver one frame per interval, not 300
+AWARENESS_SECONDS = 0.05
 #: a client whose unsent frames exceed this many bytes is closed (it resyncs on reconnect)
 MAX_BACKLOG = 64 * 1024 * 1024
 
@@ -67,6 +74,9 @@ class GuardedDocumentRoom(DocumentRoom):
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
         self._save_timer: asyncio.TimerHandle | None = None
         self._changed_at = 0.0
+        self._aware: set[int] = set()  # clients whose awareness changed since it was last sent
+        self._aware_timer: asyncio.TimerHandle | None = None
+        self.awareness.observe(self._awareness_changed)
 
     # -- every update --------------------------------------------------------------
 
@@ -81,6 +91,9 @@ class GuardedDocumentRoom(DocumentRoom):
         self._wake.set()
 
     async def _broadcast_updates(self) -> None:
+        # the stock room's update stream (made in start()) is not used: the queue is
+        self._update_send_stream.close()
+        self._update_receive_stream.close()
         try:
             while True:
                 await self._wake.wait()
@@ -168,18 +181,27 @@ class GuardedDocumentRoom(DocumentRoom):
                 await self.durable()  # the state in the reply is on disk before it leaves
                 await channel.send(reply)
         elif kind == YMessageType.AWARENESS:
-            # to every client, the sender too (it keeps the connection alive), but
-            # not to a client saying goodbye
-            leaving = is_awareness_disconnect_message(message[1:])
-            for client in self.clients:
-                if leaving and client is channel:
-                    continue
-                push = getattr(client, "push", None)
-                if push is not None:
-                    push(message)
-                elif self._task_group is not None:
-                    self._task_group.start_soon(client.send, message)
+            # Taken into the room's awareness, whose observer collects who changed;
+            # everyone (the sender too: it keeps its connection alive) gets the
+            # latest state of each once per AWARENESS_SECONDS.
             self.awareness.apply_awareness_update(read_message(message[1:]), self)
+
+    def _awareness_changed(self, topic: str, changes: tuple[dict[str, Any], Any]) -> None:
+        if topic != "update" or changes[1] is not self:
+            return  # (the server's own state is sent by the stock observer)
+        for ids in changes[0].values():
+            self._aware.update(ids)
+        if self._aware and self._aware_timer is None:
+            self._aware_timer = asyncio.get_running_loop().call_later(
+                AWARENESS_SECONDS, self._send_awareness)
+
+    def _send_awareness(self) -> None:
+        """One awareness frame, with the newest state (or the departure) of each client
+        that changed since the last one, to every client."""
+        self._aware_timer = None
+        ids, self._aware = sorted(self._aware), set()
+        if ids:
+            self._fan_out(create_awareness_message(self.awareness.encode_awareness_update(ids)))
 
     # -- loading ---------------------------------------------------------------------
 
@@ -268,9 +290,10 @@ class GuardedDocumentRoom(DocumentRoom):
         return any(states) if states else True
 
     async def stop(self) -> None:
-        if self._save_timer is not None:
-            self._save_timer.cancel()
-            self._save_timer = None
+        for timer in (self._save_timer, self._aware_timer):
+            if timer is not None:
+                timer.cancel()
+        self._save_timer = self._aware_timer = None
         if self._queue and isinstance(self.ystore, BatchedYStore):
             # what the document took but the broadcaster has not reached: kept all the same
             batch, self._queue = self._queue, []

@@ -369,6 +369,55 @@ def tamper_ystore(world: World) -> None:
                             (path, doc.get_update(), b"", 0.0))
 
 
+async def test_stored_updates_newer_than_the_file_are_checked_like_the_file(
+        world: World, notebook: None) -> None:
+    # The room loads the store where it holds edits the file lacks (a crash before the
+    # save); a kernel writing the store with a later time must not get a locked cell in.
+    owner = await world.client(OWNER)
+    await saved_by_the_room(world, owner, "free", "saved ")
+    owner.close()
+    assert world.hub.api("DELETE", f"/hub/api/users/{OWNER}/server")[0] in (202, 204)
+    await asyncio.to_thread(wait_for, "the server stopped", lambda: not (
+        world.hub.api("GET", f"/hub/api/users/{OWNER}")[1].get("servers") or {}), 60)
+    store_ahead(world, {"locked": "# HACKED through the store\n", "free": "from the store "})
+    await asyncio.to_thread(start_server, world.hub, OWNER)
+    await asyncio.to_thread(wait_for, "the server announced itself again", lambda: world.rtc(
+        "GET", f"/sessions/{world.session_id}")[1]["hosting"]["state"] == "ready", 90)
+    late = await world.client(VIEWER)
+    try:
+        assert late.source("locked") == LOCKED
+        assert late.source("free").startswith("from the store ")  # newer, and not ruled
+    finally:
+        late.close()
+    await asyncio.to_thread(wait_for, "the file saved with the store's unruled edit",
+                            lambda: dict(world.disk_cells())["free"].startswith("from the store "),
+                            10)
+    assert dict(world.disk_cells())["locked"] == LOCKED
+
+
+def store_ahead(world: World, prefixes: dict[str, str]) -> None:
+    """Append to the stored updates one that puts ``prefixes`` before cells' sources,
+    stamped an hour after now: newer than the file, as unsaved edits are."""
+    from pycrdt import Array, Doc, Text
+
+    [db] = list((world.home / OWNER).rglob("*ystore*.db"))
+    with sqlite3.connect(db) as con:
+        [(path,)] = con.execute("SELECT DISTINCT path FROM yupdates WHERE path LIKE '.notebook:%'")
+        doc: Doc = Doc()
+        for (update,) in con.execute("SELECT yupdate FROM yupdates WHERE path = ? "
+                                     "ORDER BY timestamp", (path,)):
+            doc.apply_update(update)
+        before = doc.get_state()
+        for cell in doc.get("cells", type=Array):
+            assert isinstance(cell, Map)
+            prefix = prefixes.get(str(cell.get("id")))
+            source = cell.get("source")
+            if prefix and isinstance(source, Text):
+                source.insert(0, prefix)
+        con.execute("INSERT INTO yupdates VALUES (?, ?, ?, ?)",
+                    (path, doc.get_update(before), b"", time.time() + 3600))
+
+
 async def test_the_owner_replacing_the_notebook_through_the_contents_api_is_believed(
         world: World, notebook: None) -> None:
     """A write the Authorizer let through is authorized: open room or not, it stays."""
