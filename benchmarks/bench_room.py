@@ -341,21 +341,28 @@ def report(args: argparse.Namespace, samples: dict[tuple[int, str], Samples],
         print(f"  {label}{baseline if s else ''}")
         ratio = median(gu.rate) / median(st.rate)
         rates = median(st.rate), median(gu.rate)
-        print(f"    {'throughput, edits/s':<40} {rates[0]:>9,.0f} {rates[1]:>9,.0f}   {ratio:.2f}x")
+        # each round's guarded ÷ stock, from the same round: the spread noise leaves
+        per_round = [g / t for g, t in zip(gu.rate, st.rate, strict=True)]
+        print(f"    {'throughput, edits/s':<40} {rates[0]:>9,.0f} {rates[1]:>9,.0f}   {ratio:.2f}x"
+              f" (rounds {min(per_round):.2f}-{max(per_round):.2f}x)")
         for name, attr in (("latency p50, ms", "p50"), ("latency p99, ms", "p99")):
             a, b = median(getattr(st, attr)), median(getattr(gu, attr))
             print(f"    {name:<40} {a:>9.2f} {b:>9.2f}   {b - a:+.2f} ms")
         dp50 = median(gu.p50) - median(st.p50)
         for which, name in enumerate(("server", "proxy", "clients (this process)", "server, until quiet")):
             a, b = st.cpu_us(which), gu.cpu_us(which)
-            print(f"    {'CPU per edit, µs, ' + name:<40} {a:>9.0f} {b:>9.0f}   {b - a:+.0f} µs")
-        aims.append(f"{label}: {ratio:.2f}x {met(ratio >= 0.9)}, "
-                    f"p50 {dp50:+.2f} ms {met(dp50 <= 1.0)}")
+            times = f" ({b / a:.2f}x)" if a > 0 else ""
+            print(f"    {'CPU per edit, µs, ' + name:<40} {a:>9.0f} {b:>9.0f}   {b - a:+.0f} µs{times}")
+        cpu = gu.cpu_us(3) / st.cpu_us(3) if st.cpu_us(3) > 0 else float("nan")
+        aims.append(f"{label}: {ratio:.2f}x, lowest round {min(per_round):.2f}x "
+                    f"{met(min(per_round) >= 1.0)}, server CPU until quiet {cpu:.2f}x "
+                    f"{met(cpu <= 0.5)}, p50 {dp50:+.2f} ms")
     kib = (median(memory[STOCK]), median(memory[GUARDED]))
     relative = f" ({kib[1] / kib[0]:.2f}x)" if kib[0] > 0 else ""
     print(f"  {'memory per room, KiB RSS':<44} {kib[0]:>9.0f} {kib[1]:>9.0f}   {kib[1] - kib[0]:+.0f} KiB"
           f"{relative}")
-    print(f"  aim (throughput >= 0.90x stock, p50 within 1 ms of stock): {'; '.join(aims)}")
+    print(f"  aim (throughput >= 1.0x stock in every round, server CPU per edit <= 0.5x stock): "
+          f"{'; '.join(aims)}")
     print(f"  guard in process (bench_guard's check + echo, now): owner {guard['owner']:.0f} µs/edit, "
           f"editor {guard['editor']:.0f} µs/edit; Doc.apply_update alone {guard['unguarded']:.1f} µs")
     counted = "; ".join(
