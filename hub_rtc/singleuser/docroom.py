@@ -101,8 +101,12 @@ class GuardedDocumentRoom(DocumentRoom):
                 while self._queue:
                     batch, self._queue = self._queue, []
                     await self._store(batch)
-                    self._fan_out(create_update_message(
-                        batch[0] if len(batch) == 1 else merge_updates(*batch)))
+                    try:
+                        self._fan_out(create_update_message(
+                            batch[0] if len(batch) == 1 else merge_updates(*batch)))
+                    except Exception:  # noqa: BLE001 - the next batch must still go out
+                        self.log.error("hub_rtc: sending updates of %s failed", self._room_id,
+                                       exc_info=True)
                     self._durable += len(batch)
                     self._release()
         except asyncio.CancelledError:
@@ -278,7 +282,8 @@ class GuardedDocumentRoom(DocumentRoom):
         current: asyncio.Task[None] | None = getattr(self, "_saving_document", None)
         saving = current is not None and not current.done()
         if wait > 0 or saving:  # changed since, or still saving: look again later
-            self._save_timer = loop.call_later(max(wait, self._save_delay), self._save_when_quiet)
+            self._save_timer = loop.call_later(wait if wait > 0 else self._save_delay,
+                                               self._save_when_quiet)
             return
         if not self._autosave():
             return

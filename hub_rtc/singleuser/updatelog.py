@@ -142,7 +142,8 @@ class UpdateLog:
             await asyncio.shield(self._writing)
 
     def close(self) -> None:
-        """Close the database (what is pending is written first, on the writer thread)."""
+        """Close the database once the commits already handed to its thread are done
+        (for tests and benchmarks; a server keeps its log until it exits)."""
         type(self)._open.pop(self.db_path, None)
         self._thread.submit(self._close)
         self._thread.shutdown(wait=True)
