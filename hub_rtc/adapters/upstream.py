@@ -26,10 +26,11 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from ..protocol import ON_BEHALF_HEADER, READ_ONLY_HEADER, ROOM_ROUTE
 from ..relay import LinkClosed
+from ..sockets import CLOSED, write_binary
 
 log = logging.getLogger("hub_rtc.upstream")
 
@@ -89,8 +90,10 @@ class UpstreamRoom:
         if self._closed:
             raise RoomClosed(self.room_id)
         try:
-            await self._ws.write_message(frame, binary=True)
-        except WebSocketClosedError:
+            written = write_binary(self._ws, frame)
+            if not written.done():  # (usually it is: the socket took it at once)
+                await written
+        except CLOSED:
             raise RoomClosed(self.room_id) from None
 
     async def recv(self) -> bytes | None:

@@ -157,7 +157,13 @@ class Relay:
     async def _to_client(self, frame: bytes) -> None:
         self._sending_since = self._clock()
         try:
-            self._in_flight = sending = asyncio.ensure_future(self.client.send(frame))
+            written = self.client.send(frame)
+            # a transport's write that is done at once (the socket took the frame) costs
+            # no task and no trip through the event loop
+            if isinstance(written, asyncio.Future) and written.done():
+                written.result()
+                return
+            self._in_flight = sending = asyncio.ensure_future(written)
             await sending
         except asyncio.CancelledError:
             if self.closing is None:

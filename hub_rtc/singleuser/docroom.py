@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jupyter_server_ydoc.rooms import DocumentRoom
-from jupyter_server_ydoc.utils import LogLevel
+from jupyter_server_ydoc.utils import LogLevel, OutOfBandChanges
 from pycrdt import (
     TransactionEvent,
     YMessageType,
@@ -47,7 +47,7 @@ from pycrdt import (
     read_message,
 )
 
-from .updatelog import BatchedYStore
+from .updatelog import BatchedYStore, Stored
 
 #: awareness (cursors, selections, who is here) is sent at most this often, each
 #: time with the newest state of every client that changed: a lecture hall's 300
@@ -220,14 +220,14 @@ class GuardedDocumentRoom(DocumentRoom):
         model = await self._file.load_content(self._file_format, self._file_type)
         save = False
         async with self._update_lock:
-            newest = await store.load(self.ydoc)
-            if newest is None:
+            stored = await store.load(self.ydoc)
+            if stored.newest is None:
                 # as stock: the same history for the same content, whoever loads it
                 await self._apply_deterministic_source_content(model["content"])
                 await self._keep_state(store)
                 self._emit(LogLevel.INFO, "load", "Content loaded from disk.")
             elif await self._document.aget() != model["content"]:
-                save = await self._newest(store, newest, model)
+                save = await self._newest(store, stored, model)
             else:
                 self._emit(LogLevel.INFO, "load", "Content loaded from the store.")
             self.ready = True
@@ -236,11 +236,18 @@ class GuardedDocumentRoom(DocumentRoom):
         if save:
             self._save_to_disc()
 
-    async def _newest(self, store: BatchedYStore, newest: float, model: dict[str, Any]) -> bool:
-        """The store and the file differ: keep the newer. True: the file is behind."""
-        modified: Any = model.get("last_modified")
-        file_time = float(modified.timestamp()) if hasattr(modified, "timestamp") else 0.0
-        if newest > file_time:
+    async def _newest(self, store: BatchedYStore, stored: Stored, model: dict[str, Any]) -> bool:
+        """The store and the file differ: keep the newer. True: the file is behind.
+
+        Newer is read from the store's save marks: updates after the last save are
+        edits the file lacks; none, and the file changed on disk since.  A store
+        without marks (written by stock) is compared with the file's time instead."""
+        ahead = stored.ahead_of_save
+        if ahead is None:
+            modified: Any = model.get("last_modified")
+            file_time = float(modified.timestamp()) if hasattr(modified, "timestamp") else 0.0
+            ahead = (stored.newest or 0.0) > file_time
+        if ahead:
             self.log.info("hub_rtc: %s has edits in the update store newer than its file; "
                           "loaded them, and the file is saved again", self._file.path)
             self._emit(LogLevel.INFO, "load", "Content loaded from the store (newer than the file).")
@@ -288,6 +295,73 @@ class GuardedDocumentRoom(DocumentRoom):
         if not self._autosave():
             return
         self._saving_document = asyncio.create_task(self._maybe_save_document(None, save_now=True))
+
+    async def _maybe_save_document(self, saving_document: asyncio.Task[None] | None,
+                                   save_now: bool = False) -> None:
+        """Save the document to its file, and mark in the store what the file now holds.
+
+        As stock (one save at a time: a new one cancels the one under way; a file
+        changed on disk meanwhile is loaded instead), with the mark added: the
+        store's time taken just before the content is read, written once the file
+        is, so that a restarted room can tell edits the file lacks from a file
+        changed while it was closed."""
+        if saving_document is not None and not saving_document.done():
+            saving_document.cancel()
+        if self._save_delay is None and not save_now:
+            return
+        store = self.ystore
+        try:
+            if not save_now:
+                assert self._save_delay is not None
+                await asyncio.sleep(self._save_delay)
+            stamp = store.updates.stamp() if isinstance(store, BatchedYStore) else None
+            queued = self._queued
+            saved = await self._file.maybe_save_content({
+                "format": self._file_format, "type": self._file_type,
+                "content": await self._document.aget()})
+            if saved:
+                before = self._queued
+                async with self._update_lock:  # (these two are updates of the document too)
+                    self._document.dirty = False
+                    self._document.hash = saved["hash"]
+                if isinstance(store, BatchedYStore) and stamp is not None:
+                    await self._mark_saved(store, stamp, queued == before, self._queued)
+            self._emit(LogLevel.INFO, "save", "Content saved.")
+        except asyncio.CancelledError:
+            return
+        except OutOfBandChanges:
+            await self._reload_changed_file()
+        except Exception as e:  # noqa: BLE001 - as stock: said, and the room goes on
+            self.log.error("Error saving file: %s\n%r", self._file.path, e, exc_info=e)
+            self._emit(LogLevel.ERROR, None, f"Error saving file: {self._file.path}\n{e!r}")
+
+    async def _mark_saved(self, store: BatchedYStore, stamp: float, alone: bool,
+                          own: int) -> None:
+        """Mark the save in the store at ``stamp`` (taken before the content was read).
+
+        Where nobody changed the document while it was saved (``alone``), the save's
+        own state updates (not dirty, the file's hash; queued up to ``own``) count as
+        saved too, or every restart would find "edits after the save" in them."""
+        if alone:
+            await self.durable()
+            if self._queued == own:  # still nobody else: everything stored so far is saved
+                stamp = store.updates.stamp()
+        await asyncio.shield(store.mark_saved(stamp))
+
+    async def _reload_changed_file(self) -> None:
+        """The file changed on disk while saving: it wins (as stock), through the disk check."""
+        self.log.info("Out-of-band changes. Overwriting the content in room %s", self._room_id)
+        try:
+            model = await self._file.load_content(self._file_format, self._file_type)
+        except Exception as e:  # noqa: BLE001
+            self.log.error("Error loading content from file: %s\n%r", self._file.path, e,
+                           exc_info=e)
+            return
+        async with self._update_lock:
+            if await self._document.aget() != model["content"]:
+                await self._document.aset(model["content"])
+            self._document.dirty = False
+        self._emit(LogLevel.INFO, "overwrite", "Out-of-band changes while saving.")
 
     def _autosave(self) -> bool:
         """As stock: autosave unless every client that says so turned it off."""

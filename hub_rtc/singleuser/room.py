@@ -19,19 +19,15 @@ from jupyter_server.utils import ensure_async
 from jupyter_server_ydoc.handlers import YDocWebSocketHandler
 from jupyter_server_ydoc.utils import decode_file_path
 from tornado import web
-from tornado.iostream import StreamClosedError
-from tornado.websocket import WebSocketClosedError
 
 from ..decision.access import Access
 from ..decision.owner import owner_access, owns_server
 from ..protocol import CLIENT_STALLED
+from ..sockets import CLOSED, write_binary
 from .authorizer import hub_name, narrowed, on_behalf, own_token_in, refuse_own_token, room_path
 from .connection import RoomConnection
 from .docroom import MAX_BACKLOG, GuardedDocumentRoom
 from .roomid import RoomId, RoomIdError, parse_room_id, room_tail
-
-#: the websocket opcode of a binary frame (RFC 6455)
-BINARY_FRAME = 0x2
 
 
 def _log_room_error(exception: Exception, log: logging.Logger) -> bool:
@@ -113,18 +109,9 @@ class GuardedRoomHandler(YDocWebSocketHandler):
 
         Frames leave in the order pushed.  A client that lets more than
         MAX_BACKLOG bytes pile up is closed; it resyncs when it reconnects."""
-        conn = self.ws_connection
-        if conn is None or conn.is_closing():
-            return
-        # tornado's write_message wraps each write in a task of its own (to turn one
-        # error into another); the frame writer under it is what it calls
-        write_frame = getattr(conn, "_write_frame", None)
         try:
-            if write_frame is None or getattr(conn, "_compressor", None) is not None:
-                written = self.write_message(frame, binary=True)
-            else:
-                written = write_frame(True, BINARY_FRAME, frame)
-        except (WebSocketClosedError, StreamClosedError):
+            written = write_binary(self, frame)
+        except CLOSED:
             return
         size = len(frame)
         self._backlog += size

@@ -27,6 +27,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from pycrdt import Doc
@@ -50,6 +51,31 @@ _SCHEMA = (
 
 #: one row: (document path, update, metadata, timestamp)
 Row = tuple[str, bytes, bytes, float]
+
+#: the metadata of a row that marks a save: the file holds every update stamped
+#: before the marker's time.  Its update is the empty one, which every reader
+#: (stock jupyter-collaboration's too) applies as nothing.
+SAVED = b"hub_rtc:saved"
+EMPTY_UPDATE = b"\x00\x00"
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the store holds of one document."""
+
+    #: its checkpoint and the updates after it, oldest first
+    updates: list[bytes]
+    #: the newest update's time (not counting save marks); None: nothing stored
+    newest: float | None
+    #: the time of the last save mark; None: no save was marked (a store written by stock)
+    saved: float | None
+
+    @property
+    def ahead_of_save(self) -> bool | None:
+        """Whether updates came after the last marked save (None: no save marked)."""
+        if self.saved is None or self.newest is None:
+            return None
+        return self.newest > self.saved
 
 
 class UpdateLog:
@@ -86,12 +112,21 @@ class UpdateLog:
 
     # -- the event loop's side -------------------------------------------------
 
-    def append(self, path: str, updates: Iterable[bytes], metadata: bytes = b"") -> asyncio.Future[None]:
+    def append(self, path: str, updates: Iterable[bytes]) -> asyncio.Future[None]:
         """Queue ``updates`` of document ``path``; the future is done once they are
         committed (it raises if the commit failed)."""
-        loop = asyncio.get_running_loop()
         for update in updates:
-            self._pending.append((path, update, metadata, self._stamp()))
+            self._pending.append((path, update, b"", self.stamp()))
+        return self._batch_future()
+
+    def mark_saved(self, path: str, stamp: float) -> asyncio.Future[None]:
+        """Note that the file of ``path`` now holds every update stamped before ``stamp``
+        (a :meth:`stamp` taken just before the content saved was read)."""
+        self._pending.append((path, EMPTY_UPDATE, SAVED, stamp))
+        return self._batch_future()
+
+    def _batch_future(self) -> asyncio.Future[None]:
+        loop = asyncio.get_running_loop()
         if self._batch is None:
             self._batch = loop.create_future()
         batch = self._batch
@@ -99,7 +134,8 @@ class UpdateLog:
             self._writing = loop.create_task(self._write_batches())
         return batch
 
-    def _stamp(self) -> float:
+    def stamp(self) -> float:
+        """A time later than every row's so far: rows are strictly ordered by it."""
         now = time.time()
         self._last = now if now > self._last else self._last + 1e-6
         return self._last
@@ -124,11 +160,14 @@ class UpdateLog:
         finally:
             self._writing = None
 
-    async def read(self, path: str) -> tuple[list[bytes], float | None]:
-        """``path``'s checkpoint and the updates after it, oldest first, and the
-        newest timestamp among them (None: nothing stored)."""
+    async def read(self, path: str) -> Stored:
+        """What is stored of ``path``."""
         await self.flushed()
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._read, path)
+        stored, latest = await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._read_all, path)
+        # stamps stay ahead of every row, whatever the clock did since they were written
+        self._last = max(self._last, latest)
+        return stored
 
     async def history(self, path: str) -> list[tuple[bytes, float]]:
         """Every stored update of ``path`` with its time, oldest first (what
@@ -189,7 +228,7 @@ class UpdateLog:
         """Fold ``path``'s updates into its checkpoint (the rows stay: they are the
         document's history, which jupyter-collaboration's timeline reads)."""
         updates, newest = self._read(path)
-        if newest is not None:
+        if updates:
             doc: Doc = Doc()
             for update in updates:
                 doc.apply_update(update)
@@ -214,6 +253,19 @@ class UpdateLog:
             updates.append(update)
             newest = stamp if newest is None or stamp > newest else newest
         return updates, newest
+
+    def _read_all(self, path: str) -> tuple[Stored, float]:
+        db = self._connect()
+        updates, _ = self._read(path)
+        newest, saved = db.execute(
+            "SELECT max(CASE WHEN metadata IS NOT ? THEN timestamp END),"
+            " max(CASE WHEN metadata IS ? THEN timestamp END) FROM yupdates WHERE path = ?",
+            (SAVED, SAVED, path)).fetchone()
+        if newest is None and updates:  # only a checkpoint left (stock squashed the rows)
+            newest = db.execute("SELECT timestamp FROM ycheckpoints WHERE path = ?",
+                                (path,)).fetchone()[0]
+        latest = db.execute("SELECT max(timestamp) FROM yupdates").fetchone()[0] or 0.0
+        return Stored(updates, newest if updates else None, saved), float(latest)
 
     def _history(self, path: str) -> list[tuple[bytes, float]]:
         return list(self._connect().execute(
@@ -261,15 +313,19 @@ class BatchedYStore(BaseYStore):
     async def write(self, data: bytes) -> None:
         await self.append((data,))
 
-    async def load(self, ydoc: Doc) -> float | None:
-        """Apply what is stored to ``ydoc``; the newest update's time (None: nothing)."""
-        updates, newest = await self.updates.read(self.path)
-        for update in updates:
+    async def load(self, ydoc: Doc) -> Stored:
+        """Apply what is stored to ``ydoc``, and say what that was."""
+        stored = await self.updates.read(self.path)
+        for update in stored.updates:
             ydoc.apply_update(update)
-        return newest
+        return stored
+
+    def mark_saved(self, stamp: float) -> asyncio.Future[None]:
+        """The file now holds every update stamped before ``stamp``."""
+        return self.updates.mark_saved(self.path, stamp)
 
     async def apply_updates(self, ydoc: Doc) -> None:
-        if await self.load(ydoc) is None:
+        if (await self.load(ydoc)).newest is None:
             raise YDocNotFound
 
     async def read(self) -> AsyncIterator[tuple[bytes, bytes, float]]:  # type: ignore[override]

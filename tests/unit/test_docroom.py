@@ -224,3 +224,22 @@ async def test_awareness_reaches_each_client_once_per_interval(db: str) -> None:
     await room.stop()
     for t in tasks:
         t.cancel()
+
+
+async def test_a_file_changed_while_closed_wins_over_a_store_marked_saved(db: str) -> None:
+    file = PlainFile("hello", 1.0)
+    room = await open_room(db, file, save_delay=0.05)
+    peer = Peer()
+    task = asyncio.ensure_future(room.serve(peer))
+    await asyncio.sleep(0.05)
+    peer.inbox.put_nowait(typed(room, "saved "))
+    await asyncio.sleep(0.3)
+    assert file.content == "saved hello"
+    await room.stop()
+    task.cancel()
+    # changed on disk while closed, with a time older than the store's rows: the
+    # save mark, not the clock, says the file is the newer
+    file.content, file.modified = "rewritten on disk", 2.0
+    again = await open_room(db, file)
+    assert str(again.ydoc.get("source", type=Text)) == "rewritten on disk"
+    await again.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -78,7 +79,7 @@ async def test_what_the_log_wrote_stock_reads_and_the_other_way_round(db: str) -
             more.get("text", type=Text).insert(0, "stock wrote this ")
             await asyncio.sleep(0.3)
         again: Doc = Doc()
-        assert await store.load(again) is not None
+        assert (await store.load(again)).newest is not None
         assert text_of(again).startswith("stock wrote this <0><1>")
     finally:
         store.updates.close()
@@ -92,11 +93,11 @@ async def test_a_long_history_loads_from_its_checkpoint(db: str, monkeypatch: py
     try:
         for u in updates:
             await log.append(PATH, [u])
-        stored, newest = await log.read(PATH)
-        assert newest is not None
-        assert len(stored) < 60  # the checkpoint and the updates after it
+        stored = await log.read(PATH)
+        assert stored.newest is not None
+        assert len(stored.updates) < 60  # the checkpoint and the updates after it
         back: Doc = Doc()
-        for u in stored:
+        for u in stored.updates:
             back.apply_update(u)
         assert text_of(back) == text_of(doc)
         assert len(await log.history(PATH)) == 60  # the timeline keeps every update
@@ -118,7 +119,7 @@ async def test_timestamps_are_strictly_ordered_within_a_batch(db: str) -> None:
 async def test_nothing_stored_is_said_as_such(db: str) -> None:
     store = on_file(db)(PATH)
     try:
-        assert await store.load(Doc()) is None
+        assert (await store.load(Doc())).newest is None
         with pytest.raises(YDocNotFound):
             await store.apply_updates(Doc())
     finally:
@@ -137,3 +138,41 @@ async def test_a_store_of_another_version_is_not_written_into(db: str) -> None:
             await log.append(PATH, [b"\x00\x00"])
     finally:
         log.close()
+
+
+async def test_a_save_mark_says_whether_updates_came_after_the_save(db: str) -> None:
+    store = on_file(db)(PATH)
+    _, updates = edits(4)
+    try:
+        await store.append(updates[:2])
+        assert (await store.load(Doc())).ahead_of_save is None  # no save marked yet
+        stamp = store.updates.stamp()  # taken before the saved content is read
+        await store.append(updates[2:3])  # (arrived while the file was written)
+        await store.mark_saved(stamp)
+        assert (await store.load(Doc())).ahead_of_save is True
+        await store.mark_saved(store.updates.stamp())
+        stored = await store.load(Doc())
+        assert stored.ahead_of_save is False and stored.newest is not None
+        back: Doc = Doc()
+        for u in stored.updates:  # the marks are empty updates: they change nothing
+            back.apply_update(u)
+        assert text_of(back) == "<0><1><2>"
+    finally:
+        store.updates.close()
+
+
+async def test_stamps_stay_ahead_of_rows_written_with_a_clock_ahead(db: str) -> None:
+    raw = sqlite3.connect(db)
+    raw.execute("PRAGMA journal_mode=WAL")
+    raw.close()
+    store = on_file(db)(PATH)
+    try:
+        await store.append([b"\x00\x00"])
+        con = sqlite3.connect(db)
+        con.execute("UPDATE yupdates SET timestamp = timestamp + 3600")
+        con.commit()
+        con.close()
+        await store.load(Doc())
+        assert store.updates.stamp() > time.time() + 3000
+    finally:
+        store.updates.close()

@@ -22,6 +22,7 @@ from ...manager.actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE
 from ...manager.documents.place import Place, refusal
 from ...manager.errors import Forbidden
 from ...relay import Closing, ConnectError, Link, Relay, RelayLimits, codes
+from ...sockets import write_binary
 from .base import APIHandler
 from .sessions import SESSION
 
@@ -33,7 +34,7 @@ class _ClientSide:
         self.handler = handler
 
     def send(self, frame: bytes) -> Awaitable[Any]:
-        return self.handler.write_message(frame, binary=True)
+        return write_binary(self.handler, frame)  # (no task per frame)
 
     def close(self, code: int, reason: str) -> None:
         self.handler.close(code, reason[:120])  # a close frame holds 123 bytes of reason
