@@ -257,7 +257,7 @@ class GuardedDocumentRoom(DocumentRoom):
                 await self._vet(checked)
                 if checked["content"] is not content:  # put back what the store may not say
                     await self._document.aset(checked["content"])
-                    await self._keep_state(store)
+                    await self._keep_state(store, saved=False)  # (saved next)
             return True
         self.log.info("hub_rtc: the file %s changed after its last stored update; loaded "
                       "the file", self._file.path)
@@ -266,9 +266,12 @@ class GuardedDocumentRoom(DocumentRoom):
         await self._keep_state(store)
         return False
 
-    async def _keep_state(self, store: BatchedYStore) -> None:
-        """Store the whole document (changes made before the room observes it)."""
+    async def _keep_state(self, store: BatchedYStore, saved: bool = True) -> None:
+        """Store the whole document (changes made before the room observes it); where
+        it is what the file holds (``saved``), mark it so."""
         await asyncio.shield(store.append((self.ydoc.get_update(),)))
+        if saved:
+            await asyncio.shield(store.mark_saved(store.updates.stamp()))
 
     # -- saving ----------------------------------------------------------------------
 
@@ -348,20 +351,33 @@ class GuardedDocumentRoom(DocumentRoom):
                 stamp = store.updates.stamp()
         await asyncio.shield(store.mark_saved(stamp))
 
-    async def _reload_changed_file(self) -> None:
-        """The file changed on disk while saving: it wins (as stock), through the disk check."""
+    async def _on_outofband_change(self) -> None:
+        """The file changed on disk (the file watcher says): it wins, as stock, through
+        the disk check, and the store is marked as saved with it."""
+        await self._reload_changed_file("Out-of-band changes. Overwriting the room.")
+
+    async def _reload_changed_file(self, why: str = "Out-of-band changes while saving.") -> None:
         self.log.info("Out-of-band changes. Overwriting the content in room %s", self._room_id)
         try:
             model = await self._file.load_content(self._file_format, self._file_type)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:  # noqa: BLE001 - as stock: said, and the room keeps its content
             self.log.error("Error loading content from file: %s\n%r", self._file.path, e,
                            exc_info=e)
+            self._emit(LogLevel.ERROR, None, f"Error loading content from file: {e!r}")
             return
+        store = self.ystore
+        stamp = store.updates.stamp() if isinstance(store, BatchedYStore) else None
+        queued = self._queued
         async with self._update_lock:
+            alone = self._queued == queued  # nobody changed the document since the stamp
             if await self._document.aget() != model["content"]:
                 await self._document.aset(model["content"])
             self._document.dirty = False
-        self._emit(LogLevel.INFO, "overwrite", "Out-of-band changes while saving.")
+        if isinstance(store, BatchedYStore) and stamp is not None:
+            # the room now holds what the file holds: a later load must not take the
+            # updates that brought it there for edits the file lacks
+            await self._mark_saved(store, stamp, alone, self._queued)
+        self._emit(LogLevel.INFO, "overwrite", why)
 
     def _autosave(self) -> bool:
         """As stock: autosave unless every client that says so turned it off."""

@@ -243,3 +243,18 @@ async def test_a_file_changed_while_closed_wins_over_a_store_marked_saved(db: st
     again = await open_room(db, file)
     assert str(again.ydoc.get("source", type=Text)) == "rewritten on disk"
     await again.stop()
+
+
+async def test_a_file_reloaded_into_the_room_counts_as_saved(db: str) -> None:
+    # Reloading a file changed on disk writes updates into the store; they are what
+    # the file holds, so a file changed again while the room is closed must still win.
+    file = PlainFile("hello", 1.0)
+    room = await open_room(db, file, save_delay=60)
+    file.content = "changed while open"
+    await room._on_outofband_change()
+    assert str(room.ydoc.get("source", type=Text)) == "changed while open"
+    await room.stop()
+    file.content = "changed while closed"
+    again = await open_room(db, file)
+    assert str(again.ydoc.get("source", type=Text)) == "changed while closed"
+    await again.stop()
