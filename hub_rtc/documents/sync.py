@@ -22,6 +22,7 @@ by broadcasting a revert to every client, the sender included).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,8 @@ from ..protocol import Channel
 from .notebook import Change, DocumentError
 
 __all__ = ["DocumentClient", "NoAnswer", "Outcome", "RoomGone"]
+
+log = logging.getLogger("hub_rtc.documents")
 
 
 class RoomGone(DocumentError):
@@ -68,6 +71,10 @@ class DocumentClient:
         self._incoming = False
         self._remote_deletions: list[bytes] = []
         self._subscription = self.doc.observe(self._on_transaction)
+        #: set while :meth:`pump` reads the room (then :meth:`sync` waits for it)
+        self._pumping = False
+        self._heard = asyncio.Event()
+        self.closed = False
 
     # -- sans-IO ---------------------------------------------------------
 
@@ -104,12 +111,46 @@ class DocumentClient:
     async def sync(self) -> None:
         """Catch up with the room: send step 1 and apply everything until its step 2."""
         wanted = self._answers + 1
+        if self.closed:
+            raise RoomGone("the room closed the connection")
         await self.channel.send(self.hello())
         deadline = asyncio.get_running_loop().time() + self.timeout
         while self._answers < wanted:
+            if self._pumping:
+                await self._heard_from_pump(deadline)
+                continue
             message = await self._next(deadline)
             for reply in self.receive(message):
                 await self.channel.send(reply)
+
+    def pump(self) -> asyncio.Task[None]:
+        """Read the room in the background until it closes, keeping the replica current
+        between requests (a warm replica); :meth:`sync` and :meth:`apply` then wait for
+        what it reads instead of reading themselves."""
+        self._pumping = True  # now, not when the task first runs: nothing else may read
+        return asyncio.ensure_future(self._pump())
+
+    async def _pump(self) -> None:
+        try:
+            while (message := await self.channel.recv()) is not None:
+                for reply in self.receive(message):
+                    await self.channel.send(reply)
+                self._heard.set()
+        except Exception:  # noqa: BLE001 - whatever broke, the replica is done
+            log.info("a warm replica's room connection broke", exc_info=True)
+        finally:
+            self.closed = True
+            self._heard.set()
+
+    async def _heard_from_pump(self, deadline: float) -> None:
+        if self.closed:
+            raise RoomGone("the room closed the connection")
+        self._heard.clear()
+        left = deadline - asyncio.get_running_loop().time()
+        try:
+            await asyncio.wait_for(self._heard.wait(), max(left, 0.001))
+        except TimeoutError:
+            raise NoAnswer(f"the room did not answer within {self.timeout:g} s") from None
 
     async def _next(self, deadline: float) -> bytes:
         left = deadline - asyncio.get_running_loop().time()

@@ -38,6 +38,7 @@ class Manager:
     def __init__(
         self, db: Database, directory: Hub, policy: RTCPolicy, hub_base_url: str = "/",
         hosting: HostingSettings | None = None, notifier: Notifier | None = None,
+        replica_seconds: float = 30.0,
     ) -> None:
         self.ctx = Context(db, directory, policy, hub_base_url,
                            hosting or HostingSettings(), notifier or NullNotifier())
@@ -51,7 +52,8 @@ class Manager:
         self.teams = Teams(self.ctx, self.people, self.hosting)
         self.activity = Activity(self.ctx, self.sessions, self.people)
         self.decisions = Decisions(self.ctx, self.people)
-        self.documents = Documents(self.ctx, self.sessions, self.decisions)
+        self.documents = Documents(self.ctx, self.sessions, self.decisions,
+                                   replica_seconds=replica_seconds)
         self.servers = Servers(self.ctx, self.people, self.hosting, shares)
         self.baselines = Baselines(self.ctx)
         self.sweeper = Sweeper(self.ctx, self.hosting, shares)

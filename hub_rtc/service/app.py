@@ -185,6 +185,16 @@ class RTCService(Application):
         away (restarted, stopped) before it closes its relayed clients with
         code 1013, in seconds. It retries with exponential backoff.""",
     ).tag(config=True)
+    document_replica_seconds = Float(
+        30.0,
+        min=0,
+        help="""How long the document API keeps a notebook's replica open after a
+        call, per user, in seconds. A call on an open replica costs one round trip
+        to the shared server instead of opening its room and syncing the whole
+        notebook. The replica is the user's own room connection: the server
+        checks and attributes every change as for any of their connections, and
+        closes it when their access is withdrawn. 0: a room opened per call.""",
+    ).tag(config=True)
     relay_stall_seconds = Float(
         30.0,
         min=0.1,
@@ -247,7 +257,8 @@ class RTCService(Application):
         hub = HubClient(api_url, token, self.hub_cache_seconds)
         self.events = EventHub()
         self.manager = Manager(self.db, hub, self.policy, self.hub_base_url,
-                               self.hosting_settings(), self.events)
+                               self.hosting_settings(), self.events,
+                               replica_seconds=self.document_replica_seconds)
         api = url_path_join(prefix, "api/v1")
         handlers: list[Any] = [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)]
         handlers += [(prefix.rstrip("/") + p, h) for p, h in all_pages()]

@@ -72,6 +72,12 @@ def rooms() -> Rooms:
     return Rooms()
 
 
+@pytest.fixture(autouse=True)
+def per_call(manager: Manager) -> None:
+    """A room opened and synced per call (test_replicas.py has the warm replicas)."""
+    manager.documents.replicas = None
+
+
 # -- reading -------------------------------------------------------------------------
 
 

@@ -44,17 +44,20 @@ from ..ports import HostingError, RoomOpener, ServerKey
 from ..sessions.sessions import Sessions
 from .place import Place
 from .place import place as find_place
+from .replicas import Replicas
 
 log = logging.getLogger("hub_rtc.documents")
 
 class Documents:
     def __init__(self, ctx: Context, sessions: Sessions, decisions: Decisions,
-                 timeout: float = 15.0) -> None:
+                 timeout: float = 15.0, replica_seconds: float = 30.0) -> None:
         self.ctx = ctx
         self.sessions = sessions
         self.decisions = decisions
         #: how long the room may take to answer one step
         self.timeout = timeout
+        #: warm replicas kept between calls (None: a room opened and synced per call)
+        self.replicas = Replicas(replica_seconds, timeout) if replica_seconds > 0 else None
 
     async def place(self, actor: Actor, session_id: str, path: str, *, doc_type: str | None = None,
                     notebooks_only: bool = False, relayed: bool = False) -> Place:
@@ -112,12 +115,11 @@ class Documents:
     @asynccontextmanager
     async def _replica(self, actor: Actor, place: Place, rooms: RoomOpener
                        ) -> AsyncIterator[DocumentClient]:
-        """A replica of the notebook, synced with its room as ``actor``; closed afterwards."""
-        channel = await self._open(actor, place, rooms)
-        client = DocumentClient(channel, timeout=self.timeout)
+        """A replica of the notebook, synced with its room as ``actor``: a warm one kept
+        between calls, or one opened for this call and closed afterwards."""
         try:
-            await client.sync()
-            yield client
+            async with self._client(actor, place, rooms) as client:
+                yield client
         except NoAnswer as e:
             raise Unavailable(f"the shared server did not answer for {place.path!r}: {e}") from None
         except (CellNotFound, BadEdit):
@@ -125,6 +127,20 @@ class Documents:
         except DocumentError as e:
             raise Unavailable(f"the connection to {place.path!r} on the shared server broke: {e}"
                               ) from None
+
+    @asynccontextmanager
+    async def _client(self, actor: Actor, place: Place, rooms: RoomOpener
+                      ) -> AsyncIterator[DocumentClient]:
+        if self.replicas is not None:
+            key = (place.server, place.server_path, actor.name)
+            async with self.replicas.use(key, lambda: self._open(actor, place, rooms)) as client:
+                yield client
+            return
+        channel = await self._open(actor, place, rooms)
+        client = DocumentClient(channel, timeout=self.timeout)
+        try:
+            await client.sync()
+            yield client
         finally:
             client.forget()
             channel.close()
