@@ -1,0 +1,122 @@
+"""The document API, warm and cold: a call on a kept replica vs one that opens the room.
+
+One local hub with its proxy and the hub_rtc service; olive's guarded server
+hosts session "bench" with ``ed`` as an editor on the 50-cell notebook.  ed's
+script reads the notebook (``GET …/documents/nb.ipynb``) and replaces a cell's
+source (``PUT …/cells/<id>``) through the service:
+
+- **warm**: calls back to back, on the replica the service keeps open between
+  calls (``c.RTCService.document_replica_seconds``);
+- **cold**: each call after the replica was closed for being idle (the service
+  runs with a short idle time here), so it opens the room as ed and syncs the
+  whole notebook, as every call did before replicas.
+
+Rounds alternate which goes first; p50 and p99 per round, medians over rounds,
+and cold ÷ warm are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+from harness import (  # noqa: E402
+    EDITOR,
+    NOTEBOOK,
+    create_notebooks,
+    host_session,
+    hub_config,
+    interleaved,
+    local_hub,
+    median,
+    met,
+    options,
+    percentile,
+    start_servers,
+)
+
+from hub_rtc.localhub import LocalHub  # noqa: E402
+
+OWNER = "olive"
+#: the service's idle time for replicas here: cold calls wait it out
+IDLE_SECONDS = 0.3
+CELL = "cell-3"
+
+
+def timed(hub: LocalHub, method: str, path: str, token: str, body: object = None) -> float:
+    """Milliseconds of one API call (it must succeed)."""
+    start = time.perf_counter()
+    status, reply = hub.rtc(method, path, body, token)
+    elapsed = (time.perf_counter() - start) * 1000
+    if status != 200:
+        raise RuntimeError(f"{method} {path}: {status} {reply}")
+    return elapsed
+
+
+def calls(hub: LocalHub, token: str, doc: str, count: int, cold: bool) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {"GET": [], "PUT": []}
+    for n in range(count):
+        for method in ("GET", "PUT"):
+            if cold:
+                time.sleep(IDLE_SECONDS * 3)  # the replica is closed meanwhile
+            if method == "GET":
+                out[method].append(timed(hub, "GET", doc, token))
+            else:
+                out[method].append(timed(hub, "PUT", f"{doc}/cells/{CELL}", token,
+                                         {"source": f"# call {n}\n"}))
+    return out
+
+
+def short_idle(workdir: Path) -> str:
+    return hub_config(workdir) + f"c.RTCService.document_replica_seconds = {IDLE_SECONDS}\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    full = {"rounds": 3, "warm": 100, "cold": 10}
+    quick = {"rounds": 1, "warm": 20, "cold": 3}
+    parser.add_argument("--rounds", type=int, help=f"interleaved rounds ({full['rounds']})")
+    parser.add_argument("--warm", type=int, help=f"warm calls of each kind per round ({full['warm']})")
+    parser.add_argument("--cold", type=int, help=f"cold calls of each kind per round ({full['cold']})")
+    args = options(parser, full, quick)
+    with local_hub("bench_documents-", short_idle, (OWNER,)) as hub:
+        tokens = {name: hub.user_token(name) for name in (OWNER, EDITOR)}
+        start_servers(hub, (OWNER,))
+        create_notebooks(hub, OWNER, tokens[OWNER], [NOTEBOOK])
+        session = host_session(hub, tokens[OWNER], time.monotonic() + 60)
+        doc = f"/sessions/{session}/documents/nb.ipynb"
+        deadline = time.monotonic() + 30
+        while hub.rtc("GET", doc, None, tokens[EDITOR])[0] != 200:  # ed's share reaches the hub
+            if time.monotonic() > deadline:
+                raise RuntimeError("ed cannot read the notebook")
+            time.sleep(0.5)
+        p50: dict[tuple[str, str], list[float]] = {}
+        p99: dict[tuple[str, str], list[float]] = {}
+        for r in range(args.rounds):
+            for mode in interleaved(r, ("warm", "cold")):
+                got = calls(hub, tokens[EDITOR], doc, args.warm if mode == "warm" else args.cold,
+                            cold=mode == "cold")
+                for method, ms in got.items():
+                    p50.setdefault((mode, method), []).append(percentile(ms, 50))
+                    p99.setdefault((mode, method), []).append(percentile(ms, 99))
+            print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    print(f"== document API through the proxy, as ed: warm (a kept replica) vs cold (the room "
+          f"opened and the whole notebook synced); medians of {args.rounds} interleaved rounds")
+    print(f"  {'call':<36} {'cold':>9} {'warm':>9}   cold / warm")
+    aims = []
+    for method, label in (("GET", "GET the notebook"), ("PUT", "PUT one cell's source")):
+        for name, table in (("p50", p50), ("p99", p99)):
+            cold, warm = median(table["cold", method]), median(table["warm", method])
+            print(f"  {label + ', ' + name + ', ms':<36} {cold:>9.1f} {warm:>9.1f}   {cold / warm:.1f}x")
+        warm50 = median(p50["warm", method])
+        aims.append(f"{method} warm p50 {warm50:.1f} ms {met(warm50 < 5)}")
+    print(f"  aim (warm p50 < 5 ms): {'; '.join(aims)}")
+
+
+if __name__ == "__main__":
+    main()
