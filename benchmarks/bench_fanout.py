@@ -2,8 +2,9 @@
 
 The same hub as ``bench_room``: ``sam``'s server runs jupyter-collaboration
 alone, ``olive``'s runs it with hub_rtc and hosts a session in which ``ed`` is
-an editor.  On each, one client of the owner types into the 50-cell notebook
-and N listeners read the room (on the guarded server they are ed's: every
+an editor.  On each, per scenario, one client of the owner types into a 50-cell
+notebook of its own (one room per number of receivers: every client of a room
+receives every edit) and N listeners read the room (on the guarded server they are ed's: every
 socket is a collaborator's, checked and pinned).  A listener keeps no
 document: it answers the room's sync with an empty state and looks for each
 edit's unique text in the frames it receives, so that 300 of them fit in this
@@ -40,7 +41,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 from harness import (  # noqa: E402
     EDITOR,
-    NOTEBOOK,
+    ROOT,
     cpu_seconds,
     create_notebooks,
     host_session,
@@ -79,8 +80,8 @@ class Listener:
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def connect(cls, hub: LocalHub, server: str, token: str) -> Listener:
-        listener = cls(await notebook_socket(hub.url, server, NOTEBOOK, token))
+    async def connect(cls, hub: LocalHub, server: str, token: str, path: str) -> Listener:
+        listener = cls(await notebook_socket(hub.url, server, path, token))
         await listener.ws.write_message(create_sync_message(Doc()), binary=True)
         return listener
 
@@ -94,6 +95,10 @@ class Listener:
                 now = time.perf_counter()
                 for marker in [m for m in self._waits if m in message]:
                     self._waits.pop(marker).set_result(now)
+
+    def forget(self) -> None:
+        """Stop waiting for what has not come."""
+        self._waits.clear()
 
     def expect(self, marker: bytes) -> asyncio.Future[float]:
         future = self._waits[marker] = asyncio.get_running_loop().create_future()
@@ -123,6 +128,7 @@ class Run:
     p50: list[float] = field(default_factory=list)
     p99: list[float] = field(default_factory=list)
     awareness_per_s: list[float] = field(default_factory=list)  # per receiver
+    lost: list[float] = field(default_factory=list)  # share of edits a viewer never got
 
 
 class Room:
@@ -175,49 +181,74 @@ async def burst(room: Room, receivers: list[Listener], edits: int, pids: list[in
     return edits / elapsed, [(b - a) / per * 1e6 for a, b in zip(before, during, strict=True)]
 
 
+#: a lecture's edit that has not reached a viewer this long after the last was sent
+#: counts as never delivered (its delay is infinite in the percentiles)
+GIVE_UP_SECONDS = 20.0
+
+
 async def lecture(room: Room, viewers: list[Listener], seconds: float, rate: float,
-                  presence: float) -> tuple[list[float], float]:
+                  presence: float, pids: list[int]) -> tuple[list[float], float, list[float]]:
     """The owner types ``rate`` edits/s for ``seconds`` while every viewer moves its cursor
-    every ``presence`` s: each edit's delay to each viewer (ms), and the awareness frames
-    each viewer received per second."""
+    every ``presence`` s: each edit's delay to each viewer (ms; inf if it never came), the
+    awareness frames each viewer received per second, and the cores each of ``pids`` and
+    this process used meanwhile."""
     stop = asyncio.Event()
     mover = asyncio.ensure_future(moving(viewers, presence, stop))
     await asyncio.sleep(presence)
     text = room.sender.text(CELL)
     awareness_before = sum(v.awareness for v in viewers)
-    delays: list[asyncio.Future[list[float]]] = []
+    sent: list[tuple[float, list[asyncio.Future[float]]]] = []
+    cpu_before = [cpu_seconds(pid) for pid in pids] + [time.process_time()]
     start = time.perf_counter()
     for n in range(int(seconds * rate)):
         marker = room.marker().encode()
         arrivals = [v.expect(marker) for v in viewers]
-        sent = time.perf_counter()
+        sent.append((time.perf_counter(), arrivals))
         await room.sender.type(text, marker.decode(), at=0)
-        delays.append(asyncio.ensure_future(_delays(sent, arrivals)))
         await asyncio.sleep(max(0.0, start + (n + 1) / rate - time.perf_counter()))
-    done = await asyncio.wait_for(asyncio.gather(*delays), 120)
+    everything = [f for _, arrivals in sent for f in arrivals]
+    await asyncio.wait(everything, timeout=GIVE_UP_SECONDS)
     elapsed = time.perf_counter() - start
+    cores = [(b - a) / elapsed for a, b in zip(
+        cpu_before, [cpu_seconds(pid) for pid in pids] + [time.process_time()], strict=True)]
     stop.set()
     await mover
     received = (sum(v.awareness for v in viewers) - awareness_before) / len(viewers) / elapsed
-    return [d for one in done for d in one], received
+    delays = [(f.result() - at) * 1000 if f.done() else float("inf")
+              for at, arrivals in sent for f in arrivals]
+    for f in everything:
+        f.cancel()
+    for v in viewers:
+        v.forget()
+    return delays, received, cores
 
 
-async def _delays(sent: float, arrivals: list[asyncio.Future[float]]) -> list[float]:
-    return [(t - sent) * 1000 for t in await asyncio.gather(*arrivals)]
+def sizes(args: argparse.Namespace) -> list[int]:
+    """The rooms' numbers of listeners."""
+    return sorted({*args.receivers, args.presence_receivers, args.viewers})
+
+
+def notebook_for(size: int) -> str:
+    return f"{ROOT}/fan-{size}.ipynb"
 
 
 async def run(hub: LocalHub, tokens: dict[str, str], pids: dict[str, int],
               args: argparse.Namespace) -> dict[tuple[str, str], Run]:
-    most = max(*args.receivers, args.viewers, args.presence_receivers)
-    rooms: dict[str, Room] = {}
+    # One room per size: every client of a room receives every edit, so a scenario's
+    # receivers must be all the room has.
+    rooms: dict[tuple[str, int], Room] = {}
     for server in SERVERS:
-        sender = await YClient.connect(hub.url, server, NOTEBOOK, tokens[server], timeout=30)
         user = server if server == STOCK else EDITOR
-        listeners = []
-        for _ in range(most):
-            listeners.append(await retried(lambda s=server, u=user: Listener.connect(hub, s, tokens[u])))
-        rooms[server] = Room(sender, listeners)
-        print(f"  {server}: 1 sender and {most} listeners connected", file=sys.stderr, flush=True)
+        for size in sizes(args):
+            path = notebook_for(size)
+            sender = await YClient.connect(hub.url, server, path, tokens[server], timeout=30)
+            listeners = []
+            for _ in range(size):
+                listeners.append(await retried(
+                    lambda s=server, u=user, p=path: Listener.connect(hub, s, tokens[u], p)))
+            rooms[server, size] = Room(sender, listeners)
+        print(f"  {server}: rooms of {', '.join(map(str, sizes(args)))} listeners connected",
+              file=sys.stderr, flush=True)
     proxy = proxy_pid(hub)
     busy = [pids[s] for s in SERVERS] + [proxy]
     results: dict[tuple[str, str], Run] = {}
@@ -229,25 +260,33 @@ async def run(hub: LocalHub, tokens: dict[str, str], pids: dict[str, int],
             for label, n, presence in scenarios:
                 edits = max(20, args.edits * 10 // max(n, 10))
                 for server in interleaved(r, SERVERS):
-                    room = rooms[server]
+                    room = rooms[server, n]
                     await quiet(busy)
-                    rate, cpu = await burst(room, room.listeners[:n], edits, [pids[server], proxy],
+                    rate, cpu = await burst(room, room.listeners, edits, [pids[server], proxy],
                                             busy, presence)
                     out = results.setdefault((label, server), Run())
                     out.rate.append(rate)
                     out.server_us.append(cpu[0])
                     out.proxy_us.append(cpu[1])
                     out.client_us.append(cpu[2])
+            print(f"  round {r + 1}/{args.rounds}: bursts done", file=sys.stderr, flush=True)
+        # The lectures last: stock's backlog after one can outlast any wait for quiet.
+        for r in range(args.rounds):
             for server in interleaved(r, SERVERS):
-                room = rooms[server]
-                await quiet(busy)
-                ms, received = await lecture(room, room.listeners[:args.viewers], args.lecture_seconds,
-                                             20.0, args.presence_seconds)
+                room = rooms[server, args.viewers]
+                await quiet(busy, timeout=120)
+                ms, received, cores = await lecture(room, room.listeners,
+                                                    args.lecture_seconds, 20.0,
+                                                    args.presence_seconds, [pids[server], proxy])
                 out = results.setdefault(("lecture", server), Run())
                 out.p50.append(percentile(ms, 50))
                 out.p99.append(percentile(ms, 99))
+                out.lost.append(sum(1 for d in ms if d == float("inf")) / len(ms))
                 out.awareness_per_s.append(received)
-            print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+                out.server_us.append(cores[0])
+                out.proxy_us.append(cores[1])
+                out.client_us.append(cores[2])
+            print(f"  lecture round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     finally:
         for room in rooms.values():
             room.sender.close()
@@ -287,8 +326,11 @@ def report(args: argparse.Namespace, results: dict[tuple[str, str], Run]) -> Non
     print(f"  lecture: {args.viewers} viewers moving their cursors every {args.presence_seconds} s, "
           f"the owner typing 20 edits/s for {args.lecture_seconds} s")
     for name, attr in (("edit delay p50, ms", "p50"), ("edit delay p99, ms", "p99"),
-                       ("awareness frames per viewer per s", "awareness_per_s")):
-        print(f"    {name:<44} {median(getattr(st, attr)):>9.1f} {median(getattr(gu, attr)):>9.1f}")
+                       (f"edits not delivered in {GIVE_UP_SECONDS:g} s, share", "lost"),
+                       ("awareness frames per viewer per s", "awareness_per_s"),
+                       ("cores used, server", "server_us"), ("cores used, proxy", "proxy_us"),
+                       ("cores used, clients (this process)", "client_us")):
+        print(f"    {name:<44} {median(getattr(st, attr)):>9.2f} {median(getattr(gu, attr)):>9.2f}")
     aims.append(f"lecture p99 {median(gu.p99):.0f} ms {met(median(gu.p99) < 100)}")
     print(f"  aims: {'; '.join(aims)}")
 
@@ -316,7 +358,7 @@ def main() -> None:
         tokens = {name: hub.user_token(name) for name in (STOCK, GUARDED, EDITOR)}
         pids = start_servers(hub, SERVERS)
         for server in SERVERS:
-            create_notebooks(hub, server, tokens[server], [NOTEBOOK])
+            create_notebooks(hub, server, tokens[server], [notebook_for(n) for n in sizes(args)])
         host_session(hub, tokens[GUARDED], time.monotonic() + 60)
         report(args, asyncio.run(run(hub, tokens, pids, args)))
 
