@@ -10,11 +10,12 @@ with the per-update path replaced.  What changes, compared with stock:
   then sends it to the clients, merged into one frame per batch.  A client
   that joins gets the document's state only once that state is committed.  So
   a SIGKILL at any moment loses no edit that any other client received.
-- **Loading takes the newest.**  A restarted room loads the store and the
-  file; where they differ it keeps the store if its last update is newer than
-  the file (edits made after the last save), and the file otherwise (changed
-  on disk while the room was closed).  Stock always takes the file, which
-  undid every edit made after the last save.  What the store gives is checked
+- **Loading takes the newest.**  Every save (and every load or reload from the
+  file) is marked in the store.  A restarted room loads the store and the
+  file; where they differ it keeps the store if updates came after its last
+  mark (edits the file lacks), and the file otherwise (changed on disk while
+  the room was closed).  Stock always takes the file, which undid every edit
+  made after the last save.  What the store gives is checked
   like the file is (``vet``, the disk guard): a kernel that could write the
   store speaks no louder than one that writes the file.
 - **Frames written straight to each socket** (``push``), in order, without a
