@@ -328,9 +328,7 @@ async def test_a_restarted_server_loads_the_baseline_over_a_rewritten_file_and_y
     owner = await world.client(OWNER)
     await saved_by_the_room(world, owner, "free", "before restart ")
     owner.close()
-    assert world.hub.api("DELETE", f"/hub/api/users/{OWNER}/server")[0] in (202, 204)
-    await asyncio.to_thread(wait_for, "the server stopped", lambda: not (
-        world.hub.api("GET", f"/hub/api/users/{OWNER}")[1].get("servers") or {}), 60)
+    await server_stopped(world)
     world.tamper(tampers()["rewrite"])
     tamper_ystore(world)
     await asyncio.to_thread(start_server, world.hub, OWNER)
@@ -348,6 +346,13 @@ async def test_a_restarted_server_loads_the_baseline_over_a_rewritten_file_and_y
         late.close()
     await asyncio.to_thread(wait_for, "the file saved back",
                             lambda: dict(world.disk_cells())["locked"] == LOCKED, 10)
+
+
+async def server_stopped(world: World) -> None:
+    """Stop the owner's server through the hub and wait until it is gone."""
+    assert world.hub.api("DELETE", f"/hub/api/users/{OWNER}/server")[0] in (202, 204)
+    await asyncio.to_thread(wait_for, "the server stopped", lambda: not (
+        world.hub.api("GET", f"/hub/api/users/{OWNER}")[1].get("servers") or {}), 60)
 
 
 def tamper_ystore(world: World) -> None:
@@ -376,9 +381,7 @@ async def test_stored_updates_newer_than_the_file_are_checked_like_the_file(
     owner = await world.client(OWNER)
     await saved_by_the_room(world, owner, "free", "saved ")
     owner.close()
-    assert world.hub.api("DELETE", f"/hub/api/users/{OWNER}/server")[0] in (202, 204)
-    await asyncio.to_thread(wait_for, "the server stopped", lambda: not (
-        world.hub.api("GET", f"/hub/api/users/{OWNER}")[1].get("servers") or {}), 60)
+    await server_stopped(world)
     store_ahead(world, {"locked": "# HACKED through the store\n", "free": "from the store "})
     await asyncio.to_thread(start_server, world.hub, OWNER)
     await asyncio.to_thread(wait_for, "the server announced itself again", lambda: world.rtc(
@@ -726,9 +729,7 @@ async def test_a_restarted_server_holds_the_file_to_what_a_runner_may_change(run
     owner = await runs.client(OWNER)
     await saved_by_the_room(runs, owner, "free", "before restart ")
     owner.close()
-    assert runs.hub.api("DELETE", f"/hub/api/users/{OWNER}/server")[0] in (202, 204)
-    await asyncio.to_thread(wait_for, "the server stopped", lambda: not (
-        runs.hub.api("GET", f"/hub/api/users/{OWNER}")[1].get("servers") or {}), 60)
+    await server_stopped(runs)
 
     def rewrite(cells: list[dict[str, Any]]) -> None:
         free = next(c for c in cells if c["id"] == "free")

@@ -258,3 +258,21 @@ async def test_a_file_reloaded_into_the_room_counts_as_saved(db: str) -> None:
     again = await open_room(db, file)
     assert str(again.ydoc.get("source", type=Text)) == "changed while closed"
     await again.stop()
+
+
+async def test_a_departure_reaches_the_others_through_the_coalesced_awareness(db: str) -> None:
+    room = await open_room(db, PlainFile("hello", 1.0))
+    leaving, staying = Peer(), Peer()
+    tasks = [asyncio.ensure_future(room.serve(p)) for p in (leaving, staying)]
+    await asyncio.sleep(0.05)
+    state = b'{"cursor":1}'
+    leaving.inbox.put_nowait(create_awareness_message(bytes([1, 100, 1, len(state)]) + state))
+    await asyncio.sleep(AWARENESS_SECONDS * 3)
+    staying.frames.clear()
+    leaving.inbox.put_nowait(create_awareness_message(bytes([1, 100, 2, 4]) + b"null"))
+    await asyncio.sleep(AWARENESS_SECONDS * 3)
+    [frame] = [f for f in staying.frames if f[0] == 1]
+    assert b"null" in read_message(frame[1:]) and 100 not in room.awareness.states
+    await room.stop()
+    for t in tasks:
+        t.cancel()
