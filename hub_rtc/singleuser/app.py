@@ -27,13 +27,13 @@ from ..protocol import ROOM_ROUTE, ROOM_ROUTE_PATTERN
 from . import isolation, provisioner, updatelog
 from .authorizer import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
-from .connection import RoomGuards
 from .disk import DiskGuard
 from .gate import Gate
 from .kernels import hook_kernel_identity
 from .nodump import forbid_dumps
 from .presence import PresenceReporter
 from .room import GuardedRoomHandler
+from .roomguards import GUARD_IDLE_SECONDS, RoomGuards
 from .service import ServiceClient, ServiceUnavailable
 from .tally import Tally
 from .unchecked import check_unchecked
@@ -104,6 +104,13 @@ class HubRTCExtension(ExtensionApp):
         help="""The largest a collaborative document may grow to, in bytes of its
         encoded state; an update that would grow it further is refused (4413).""",
     ).tag(config=True)
+    guard_idle_seconds = Float(
+        GUARD_IDLE_SECONDS,
+        help="""Seconds after a room's last checked update before its guard's mirror
+        (a second replica of the document, about 3 KiB per notebook cell) is dropped
+        to save memory.  The next update rebuilds it from the room's document.
+        0 keeps each mirror as long as its room is open.""",
+    ).tag(config=True)
     owner_kernels_keep_token = Bool(
         False,
         help="""Give the owner's own kernels (outside every session) the server's hub
@@ -173,7 +180,8 @@ class HubRTCExtension(ExtensionApp):
         self.tally = Tally()
         self.presence = PresenceReporter()
         self.guards = RoomGuards(Limits(max_update=self.max_update_bytes, max_depth=self.max_nesting,
-                                        max_document=self.max_document_bytes))
+                                        max_document=self.max_document_bytes),
+                                 idle_seconds=self.guard_idle_seconds)
         self.gate = Gate(self._client(), os.environ.get("JUPYTERHUB_USER", ""),
                          AccessCache(self.cache_seconds), self.log)
         self.disk = DiskGuard(self.gate.client, self.tally, self.log)

@@ -2,7 +2,7 @@
 
 No tornado and no network: :class:`RoomConnection` holds what one websocket
 of a collaboration room needs (the access the service gave, the room's
-:class:`~hub_rtc.guard.DocumentGuard`, the awareness pin, the burst of
+:class:`~.roomguards.RoomGuard`, the awareness pin, the burst of
 refused updates, the activity tally and presence accounting), takes each
 frame the client sends and says what becomes of it.  The tornado handler in
 :mod:`.room` authenticates, asks the gate, and feeds it::
@@ -32,15 +32,15 @@ from __future__ import annotations
 
 import logging
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..decision.access import Access
-from ..guard import AwarenessPin, DocumentGuard, FrameError, FrameKind, Limits, Verdict, frames
+from ..guard import AwarenessPin, FrameError, FrameKind, Verdict, frames
 from ..protocol import ACCESS_WITHDRAWN, BAD_REQUEST, TOO_LARGE
 from .presence import PresenceReporter
+from .roomguards import RoomGuard, RoomGuards
 from .roomid import RoomId
 from .tally import Tally
 
@@ -48,40 +48,6 @@ from .tally import Tally
 #: seconds is closed: each one costs a revert
 REFUSED_BURST = 200
 REFUSED_WINDOW = 10.0
-
-
-class RoomGuards:
-    """One :class:`DocumentGuard` per live document room, following its doc.
-
-    Every connection to a room shares its guard; a room that is gone (the
-    stock handler drops rooms nobody uses) takes its guard with it.
-    """
-
-    def __init__(self, limits: Limits | None = None) -> None:
-        self.limits = limits or Limits()
-        self._guards: weakref.WeakKeyDictionary[Any, tuple[DocumentGuard, Any]] = (
-            weakref.WeakKeyDictionary())
-
-    def for_room(self, room: Any) -> DocumentGuard:
-        """``room``'s guard (anything with a pycrdt ``ydoc``), made on first use."""
-        found = self._guards.get(room)
-        if found is None:
-            guard = DocumentGuard(room.ydoc.get_update(), limits=self.limits)
-            # Whatever the room's doc accepts (other clients, the file on disk,
-            # the ystore) the mirror follows, in the same transaction order.
-            subscription = room.ydoc.observe(lambda event: guard.follow(event.update))
-            found = (guard, subscription)
-            self._guards[room] = found
-        return found[0]
-
-    def reset(self, room: Any) -> None:
-        """Rebuild ``room``'s guard from its doc (after a verdict left it stale)."""
-        found = self._guards.get(room)
-        if found is not None:
-            found[0].reset(room.ydoc.get_update())
-
-    def __len__(self) -> int:
-        return len(self._guards)
 
 
 @dataclass(frozen=True)
@@ -100,10 +66,6 @@ Outcome = tuple[bytes | None, Close | None]
 _NOTHING: Outcome = (None, None)
 _WITHDRAWN = Close(ACCESS_WITHDRAWN, "hub_rtc: access withdrawn")
 _UPDATES = frozenset({FrameKind.SYNC_STEP2, FrameKind.SYNC_UPDATE})
-
-
-def _no_guard() -> None:
-    """What resetting the guard does before :meth:`RoomConnection.follow`: nothing."""
 
 
 class RoomConnection:
@@ -127,8 +89,7 @@ class RoomConnection:
         # read per frame: a plain attribute rather than two properties deep
         self._is_document = room_id.is_document
         self._pin = AwarenessPin()
-        self._guard: DocumentGuard | None = None
-        self._reset_guard: Callable[[], None] = _no_guard
+        self._guard: RoomGuard | None = None
         self._refusals: list[float] = []
         self._present: str | None = None  # the session this connection counts as online in
         self.set_access(Access.none("not checked yet"))
@@ -164,13 +125,12 @@ class RoomConnection:
     def follow(self, guards: RoomGuards, room: Any) -> None:
         """Use the guard of ``room`` (the live room, with its ``ydoc``).
 
-        Call once the room exists and before its first client frame, so the
-        guard follows the room's document from before anything a client sends.
-        Other rooms than documents have no guard.
+        Call once the room exists and before its first client frame.  The guard's
+        mirror is made from the room's document when an update first needs it, and
+        follows the document from then on.  Other rooms than documents have no guard.
         """
         if self._is_document:
             self._guard = guards.for_room(room)
-            self._reset_guard = lambda: guards.reset(room)
 
     def joined(self) -> None:
         """The connection is open: count the join, show the user online in the session."""
@@ -222,13 +182,13 @@ class RoomConnection:
             # punish this client.
             self.log.warning("hub_rtc: the guard of %s had lost step with the room; rebuilt "
                              "from it", self.doc_path)
-            self._reset_guard()
+            guard.reset()
         verdict = guard.check(frames.sync_payload(message), self._rights)
         self._attribute(verdict)
         if verdict.pending:
             # Cannot be checked, so cannot be let in; the client resyncs on reconnect.
             if guard.stale:
-                self._reset_guard()
+                guard.reset()
             # 4413: well-formed but beyond the guard's limits (size, nesting)
             code = TOO_LARGE if verdict.limit else BAD_REQUEST
             why = verdict.reason or "update out of order; reconnecting"

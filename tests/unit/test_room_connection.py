@@ -22,8 +22,9 @@ from pycrdt import Doc, Map, handle_sync_message
 from hub_rtc.decision.access import Access
 from hub_rtc.guard import AwarenessEntry, FrameKind, Limits, decode_awareness, encode_awareness, frames
 from hub_rtc.protocol import ACCESS_WITHDRAWN, BAD_REQUEST, TOO_LARGE
-from hub_rtc.singleuser.connection import REFUSED_BURST, REFUSED_WINDOW, Close, RoomConnection, RoomGuards
+from hub_rtc.singleuser.connection import REFUSED_BURST, REFUSED_WINDOW, Close, RoomConnection
 from hub_rtc.singleuser.presence import PresenceReporter
+from hub_rtc.singleuser.roomguards import RoomGuards
 from hub_rtc.singleuser.roomid import GLOBAL_AWARENESS, RoomId, parse_room_id
 from hub_rtc.singleuser.tally import Tally
 from tests.unit.test_guard import NOTEBOOK, cell, content, edit
@@ -254,7 +255,7 @@ def test_a_guard_that_lost_step_with_the_room_is_rebuilt_before_it_judges() -> N
     elsewhere = world.room.client()
     edit(elsewhere, type_into("free", "a"))
     gap = edit(elsewhere, type_into("free", "b"))  # depends on "a", which the mirror lacks
-    guard.follow(gap)
+    guard.mirror.follow(gap)
     assert guard.stale
     frame = update_frame(editor, type_into("notes", "c"))
     forward, close = conn.receive(frame)
