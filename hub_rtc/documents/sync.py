@@ -37,7 +37,7 @@ from pycrdt import (
 )
 
 from ..protocol import Channel
-from .notebook import Change, DocumentError
+from .notebook import Change, DocumentError, NotebookView
 
 __all__ = ["DocumentClient", "NoAnswer", "Outcome", "RoomGone"]
 
@@ -75,6 +75,7 @@ class DocumentClient:
         self._pumping = False
         self._heard = asyncio.Event()
         self.closed = False
+        self._view: NotebookView | None = None
 
     # -- sans-IO ---------------------------------------------------------
 
@@ -172,7 +173,17 @@ class DocumentClient:
         await self.sync()
         return Outcome(not change.undone(self._remote_deletions, self.doc), change)
 
+    def notebook(self) -> dict[str, Any]:
+        """The replica as nbformat JSON (:class:`~.notebook.NotebookView`: a kept
+        replica converts again only the cells that changed since the last call)."""
+        if self._view is None:
+            self._view = NotebookView(self.doc)
+        return self._view.json()
+
     def forget(self) -> None:
         """Stop observing the replica (the client is done)."""
         self.doc.unobserve(self._subscription)
+        if self._view is not None:
+            self._view.close()
+            self._view = None
 

@@ -8,6 +8,7 @@ how the schema is laid out and read back.
 from __future__ import annotations
 
 import copy
+import random
 from typing import Any
 
 import nbformat
@@ -19,6 +20,7 @@ from hub_rtc.documents import (
     CELL_ID,
     BadEdit,
     CellNotFound,
+    NotebookView,
     append_source,
     cell_ids,
     cell_json,
@@ -311,3 +313,85 @@ def test_delete_sets_are_read_as_pycrdt_reads_them() -> None:
             expected = any(c == client and r.start < start + 7 and r.end > start for c, r in ranges)
             assert _deletes(seen[0], client, start, start + 7) == expected
     assert not _deletes(b"", one.client_id, 0, 10)
+
+
+# -- a kept view of a notebook ----------------------------------------------------------
+
+
+_STRUCTURE = ["insert", "delete", "move"]
+_CONTENT = ["type", "type", "delete text", "output", "count", "cell meta", "notebook meta"]
+
+
+def _random_change(doc: Doc, rng: random.Random, serial: list[int]) -> None:
+    """One transaction of one to three changes of the kinds clients make."""
+    cells = doc.get("cells", type=Array)
+    with doc.transaction():
+        for _ in range(rng.randint(1, 3)):
+            kind = rng.choice(_STRUCTURE + _CONTENT)
+            if not len(cells) or kind == "insert":
+                serial[0] += 1
+                cells.insert(rng.randint(0, len(cells)), Map({
+                    "id": f"n{serial[0]}", "cell_type": "code", "source": Text(f"new {serial[0]}"),
+                    "metadata": Map(), "outputs": Array(), "execution_count": None}))
+                continue
+            index = rng.randrange(len(cells))
+            cell = cells[index]
+            if kind == "type":
+                cell["source"].insert(0, rng.choice(["a", "é", "😀 "]))
+            elif kind == "delete text" and str(cell["source"]):
+                # the first character whole: pycrdt's offsets count UTF-8 bytes
+                del cell["source"][0:len(str(cell["source"])[0].encode())]
+            elif kind == "delete":
+                del cells[index]
+            elif kind == "move":
+                copy_of = _cell_copy(cell)
+                del cells[index]
+                cells.insert(rng.randint(0, len(cells)), copy_of)
+            elif kind == "output" and "outputs" in cell:
+                cell["outputs"].append(Map({"output_type": "stream", "name": "stdout",
+                                            "text": f"{rng.random()}"}))
+            elif kind == "count":
+                cell["execution_count"] = float(rng.randint(1, 9))
+            elif kind == "cell meta":
+                cell["metadata"]["tags"] = [rng.choice(["a", "b"])]
+            elif kind == "notebook meta":
+                doc.get("meta", type=Map)["metadata"]["kernelspec"] = {"name": f"k{rng.random()}"}
+
+
+def _cell_copy(cell: Map) -> Map:
+    """A cell moved as JupyterLab moves one: a new map with the same source and id."""
+    return Map({"id": cell.get("id"), "cell_type": cell.get("cell_type"),
+                "source": Text(str(cell["source"])), "metadata": Map(), "outputs": Array(),
+                "execution_count": None})
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_kept_view_reads_what_a_fresh_read_reads(seed: int) -> None:
+    """After every change, whether made on the viewed replica or carried to it from
+    another as update bytes, the kept view equals reading the notebook afresh."""
+    rng = random.Random(seed)
+    viewed = loaded()
+    elsewhere = replica(viewed)
+    view = NotebookView(viewed)
+    serial = [0]
+    for step in range(60):
+        if rng.random() < 0.5:
+            state = viewed.get_state()
+            _random_change(elsewhere, rng, serial)
+            viewed.apply_update(elsewhere.get_update(state))
+        else:
+            state = elsewhere.get_state()
+            _random_change(viewed, rng, serial)
+            elsewhere.apply_update(viewed.get_update(state))
+        if step % 3:  # reads between some changes, not all: copies must survive several
+            assert view.json() == notebook_json(viewed), f"seed {seed}, step {step}"
+    assert view.json() == notebook_json(viewed)
+
+
+def test_a_closed_view_stops_observing() -> None:
+    doc = loaded()
+    view = NotebookView(doc)
+    view.json()
+    view.close()
+    replace_source(doc, "intro", "# changed")
+    assert view.json()["cells"][0]["source"] != "# changed"  # its copies, no longer kept in step

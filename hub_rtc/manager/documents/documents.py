@@ -31,7 +31,6 @@ from ...documents import (
     delete_cell,
     find_cell,
     insert_cell,
-    notebook_json,
     replace_source,
 )
 from ...protocol import Channel
@@ -74,7 +73,7 @@ class Documents:
             raise Forbidden(f"reading documents needs the {SCOPE_DOCUMENTS_READ} scope")
         place = await self._place(actor, session_id, path, "read", None)
         async with self._replica(actor, place, rooms) as client:
-            return notebook_json(client.doc)
+            return client.notebook()
 
     async def replace_source(self, actor: Actor, session_id: str, path: str, cell_id: str,
                              source: str, rooms: RoomOpener) -> dict[str, Any]:
