@@ -28,18 +28,26 @@ class Decisions:
         path = folder(resource.path, "path") if resource.path is not None else None
         clean = Resource(resource.session_id, path, resource.cell_id)
         # One transaction for the principal and the records: this is the hot path.
-        found = await self.ctx.db.run(lambda db: self._load(db, subject, clean))
+        found = await self.ctx.db.run(lambda db: self.load(db, subject, clean))
         if found is None:  # first sight of this user: register them, then decide
             await self.people.principal(subject)
-            found = await self.ctx.db.run(lambda db: self._load(db, subject, clean))
+            found = await self.ctx.db.run(lambda db: self.load(db, subject, clean))
         assert found is not None
         principal, view = found
-        policy = self.ctx.policy.decision_view()
-        return decide(principal, action, clean, view, policy, models.utcnow())
+        return self.decide(principal, action, clean, view)
 
-    def _load(
+    def decide(self, principal: Principal, action: str, resource: Resource,
+               view: SessionView | None) -> Decision:
+        """The decision on records already loaded (``resource``'s path cleaned, ``view``
+        loaded for it, as :meth:`load` does)."""
+        return decide(principal, action, resource, view, self.ctx.policy.decision_view(),
+                      models.utcnow())
+
+    def load(
         self, db: Session, subject: Actor, resource: Resource
     ) -> tuple[Principal, SessionView | None] | None:
+        """The principal and the session's view that decide on ``resource``, in one
+        transaction; None for a user never seen before (register them first)."""
         principal = self.people.principal_in(db, subject)
         if principal is None:
             return None

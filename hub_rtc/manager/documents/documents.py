@@ -18,7 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from ...decision import Resource
+from sqlalchemy.orm import Session
+
+from ...decision import Principal, Resource, SessionView
 from ...documents import (
     BadEdit,
     CellNotFound,
@@ -34,6 +36,7 @@ from ...documents import (
     replace_source,
 )
 from ...protocol import Channel
+from ...records import RTCSession
 from ..access.decisions import Decisions
 from ..actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE, Actor
 from ..context import Context
@@ -41,7 +44,7 @@ from ..errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
 from ..hosting.hosting import server_label
 from ..ports import HostingError, RoomOpener, ServerKey
 from ..sessions.sessions import Sessions
-from .place import Place
+from .place import Place, document, located
 from .place import place as find_place
 from .replicas import Replicas
 
@@ -101,13 +104,36 @@ class Documents:
 
     async def _place(self, actor: Actor, session_id: str, path: str, action: str,
                      cell_id: str | None) -> Place:
-        place = await self.place(actor, session_id, path, notebooks_only=True)
-        decision = await self.decisions.authorize(
-            actor, actor, action, Resource(session_id, place.path, cell_id))
+        """What :meth:`place` and then the decision say, from one transaction: this is
+        every call's path (the same checks, the same order of refusals)."""
+        try:
+            clean, kind = document(path, notebooks_only=True)
+            bad: Invalid | None = None
+        except Invalid as e:
+            clean, kind, bad = None, "notebook", e
+        resource = Resource(session_id, clean, cell_id)
+        found = await self.ctx.db.run(lambda db: self._load(db, actor, resource))
+        if found is None:  # first sight of this user: register them, then load again
+            await self.sessions.people.principal(actor)
+            found = await self.ctx.db.run(lambda db: self._load(db, actor, resource))
+        assert found is not None
+        principal, view, row = found
+        self.sessions.standing(actor, principal, view, session_id)  # who may see it, first
+        if bad is not None or clean is None or row is None:
+            raise bad or Invalid(f"path: {path!r} is not a notebook in the session's folder")
+        place = located(row, clean, kind)
+        decision = self.decisions.decide(principal, action, resource, view)
         if not decision.allowed:
             raise Forbidden(f"{actor.name} may not {action} {_what(place.path, cell_id)}: "
                             f"{decision.reason}")
         return place
+
+    def _load(self, db: Session, actor: Actor, resource: Resource
+              ) -> tuple[Principal, SessionView | None, RTCSession | None] | None:
+        loaded = self.decisions.load(db, actor, resource)
+        if loaded is None:
+            return None
+        return (*loaded, db.get(RTCSession, resource.session_id))
 
     # -- the room --------------------------------------------------------------
 

@@ -71,9 +71,14 @@ async def place(ctx: Context, sessions: Sessions, actor: Actor, session_id: str,
     row = await ctx.db.run(lambda db: db.get(RTCSession, session_id))
     assert row is not None  # access() found it
     clean, kind = document(path, doc_type, notebooks_only=notebooks_only)
+    return located(row, clean, kind, relayed=relayed)
+
+
+def located(row: RTCSession, clean: str, kind: DocType, *, relayed: bool = False) -> Place:
+    """The place of ``clean`` (from :func:`document`) in the session of ``row``, once the
+    actor may see it; Conflict when the session cannot serve documents now."""
     _require_serving(row, relayed)
-    return Place(session_id, (row.server_user, row.server_name), clean, on_server(row.root, clean),
-                 kind)
+    return Place(row.id, (row.server_user, row.server_name), clean, on_server(row.root, clean), kind)
 
 
 def document(path: str, doc_type: str | None = None, *,

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from ...decision import Principal, Standing, creation, effective_role
+from ...decision import Principal, SessionView, Standing, creation, effective_role
 from ...records import Grant, RTCSession, Team, User, models
 from ...records.queries import online
 from ..access.people import People
@@ -40,6 +40,11 @@ class Sessions:
         """The actor's standing in a session; 404 if none, 403 if outside their reach."""
         principal = await self.people.principal(actor)
         view = await self.ctx.db.run(lambda db: load_view(db, session_id, principal))
+        return self.standing(actor, principal, view, session_id)
+
+    def standing(self, actor: Actor, principal: Principal, view: SessionView | None,
+                 session_id: str) -> Standing:
+        """:meth:`access` from records already loaded (``view``: None if no such session)."""
         if view is None:
             raise NotFound(f"no session {session_id!r}")
         role = effective_role(principal, view, self.ctx.policy.decision_view(), models.utcnow())
