@@ -19,7 +19,7 @@ from jupyter_server_ydoc.handlers import YDocWebSocketHandler
 from jupyterhub.singleuser.extension import JupyterHubIdentityProvider
 from tornado.httputil import HTTPHeaders, HTTPServerRequest
 from tornado.ioloop import IOLoop
-from traitlets import Bool, Float, Int, Unicode, default
+from traitlets import Bool, Float, Int, TraitError, Unicode, default, validate
 
 from .. import __version__
 from ..decision.access import Access
@@ -121,6 +121,12 @@ class HubRTCExtension(ExtensionApp):
         to save memory.  The next update rebuilds it from the room's document.
         0 keeps each mirror as long as its room is open.""",
     ).tag(config=True)
+    @validate("guard_idle_seconds")
+    def _idle_not_negative(self, proposal: dict[str, Any]) -> float:
+        if proposal["value"] < 0:
+            raise TraitError("c.HubRTCExtension.guard_idle_seconds must be 0 (keep) or more")
+        return float(proposal["value"])
+
     owner_kernels_keep_token = Bool(
         False,
         help="""Give the owner's own kernels (outside every session) the server's hub

@@ -10,10 +10,13 @@ import asyncio
 import gc
 from typing import Any
 
+import pytest
 from jupyter_ydoc import YNotebook
 from pycrdt import Doc, Map
+from traitlets import TraitError
 
 from hub_rtc.guard import Limits, Rights
+from hub_rtc.singleuser.app import HubRTCExtension
 from hub_rtc.singleuser.roomguards import RoomGuards
 from tests.unit.test_guard import EDITOR, NOTEBOOK, cell, cells, content, edit, ids
 
@@ -188,3 +191,9 @@ async def test_mirrors_are_swept_while_the_server_runs() -> None:
             break
         await asyncio.sleep(0.02)
     assert not guard.held
+
+
+def test_a_negative_idle_time_is_refused_at_start_up() -> None:
+    with pytest.raises(TraitError, match="guard_idle_seconds"):
+        HubRTCExtension(guard_idle_seconds=-1)
+    assert HubRTCExtension(guard_idle_seconds=0).guard_idle_seconds == 0

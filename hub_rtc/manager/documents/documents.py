@@ -119,8 +119,9 @@ class Documents:
         assert found is not None
         principal, view, row = found
         self.sessions.standing(actor, principal, view, session_id)  # who may see it, first
-        if bad is not None or clean is None or row is None:
-            raise bad or Invalid(f"path: {path!r} is not a notebook in the session's folder")
+        if bad is not None:
+            raise bad
+        assert clean is not None and row is not None  # (a path document() read; a session seen)
         place = located(row, clean, kind)
         decision = self.decisions.decide(principal, action, resource, view)
         if not decision.allowed:
