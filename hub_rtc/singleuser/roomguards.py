@@ -135,12 +135,6 @@ class RoomGuards:
             self._guards[room] = found
         return found
 
-    def reset(self, room: Any) -> None:
-        """Rebuild ``room``'s mirror from its doc, if it has one."""
-        found = self._guards.get(room)
-        if found is not None:
-            found.reset()
-
     def sweep(self) -> int:
         """Drop the mirrors idle for ``idle_seconds``; how many are still held."""
         now = self._clock()

@@ -75,16 +75,17 @@ def test_reset_rebuilds_a_stale_guard_from_the_room() -> None:
 
     assert guard.check(edit(client, nest), Rights.full()).pending
     assert guard.stale  # the mirror holds what the room never got
-    guards.reset(room)
+    guard.reset()
     assert guards.for_room(room) is guard and not guard.stale
     assert content(guard.doc) == content(room.ydoc)
 
 
-def test_resetting_a_room_without_a_guard_makes_none() -> None:
+def test_resetting_a_guard_without_a_mirror_makes_none() -> None:
     guards = RoomGuards()
     room = Room()
-    guards.reset(room)
-    assert len(guards) == 0
+    guard = guards.for_room(room)
+    guard.reset()
+    assert not guard.held and guards.held() == 0
 
 
 def test_a_rooms_guard_is_forgotten_with_the_room() -> None:
