@@ -18,6 +18,7 @@ from pycrdt import Array, Doc, Map, Subscription, Text
 
 from ._cells import CELLS, Ids, at, cell_id, ids_after, in_id, is_rename, normal_id, read_ids
 from ._content import Delta, Snap, take
+from ._scan import ID, wide_ids
 from ._updates import fully_integrated
 from .rights import Rights
 
@@ -85,8 +86,12 @@ class Mirror:
         self._cell_cache: dict[str, Snap] = {}
         self._root_cache: dict[str, Snap] = {}
         self._recording: list[Batch] | None = None
+        #: the first clock unit of every character beyond the BMP the document holds
+        #: (see :func:`._scan.splits`)
+        self.highs: set[ID] = set()
         if initial:
             self.doc.apply_update(initial)
+            self.highs.update(wide_ids(initial))
         for name, kind in hints.items():
             self.watch(name, kind)
         self.watch_unknown_roots()
@@ -105,6 +110,7 @@ class Mirror:
             return
         if not fully_integrated(update, self.doc.get_state()):
             self.stale = True
+        self.highs.update(wide_ids(update))
 
     def integrate(self, update: bytes, state_before: bytes) -> list[Batch] | None:
         """Apply ``update`` recording its events; None if it cannot be (fully) applied."""

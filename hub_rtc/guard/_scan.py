@@ -25,12 +25,13 @@ Layout (lib0 encoding, as Yjs and yrs write it)::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 
 from .frames import FrameError, encode_var_bytes, encode_var_uint
 
-__all__ = ["ContentKind", "Scan", "ScanError", "Struct", "scan", "strip"]
+__all__ = ["ContentKind", "Scan", "ScanError", "Struct", "scan", "splits", "strip", "wide_ids"]
 
 #: yrs keeps clocks and lengths in 32 bits
 _MAX_U32 = 0xFFFFFFFF
@@ -77,6 +78,8 @@ class Struct:
     #: where it is in the update: ``update[start:end]``
     start: int = 0
     end: int = 0
+    #: a string's characters beyond the BMP: the UTF-16 offset of each one's first unit
+    wide: tuple[int, ...] = ()
 
 
 @dataclass(slots=True)
@@ -91,6 +94,11 @@ class Scan:
     delete_set_at: int = 0
     #: its items (not GC or skip); an already-deleted one still carries its map key
     items: int = 0
+    #: the id of the first UTF-16 unit of every character beyond the BMP it inserts
+    #: (an emoji is two clock units; nothing may be placed or cut between them)
+    highs: list[ID] = field(default_factory=list)
+    #: its delete set: (client, first clock, length)
+    deletes: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 class _Reader:
@@ -185,6 +193,7 @@ def scan(update: bytes, *, max_depth: int = 32) -> Scan:
         structs: list[Struct] = []
         for _ in range(n_structs):
             struct = _struct(reader, result)
+            result.highs += [(client, clock + offset) for offset in struct.wide]
             clock += struct.length
             if clock > _MAX_U32:
                 raise ScanError("clock beyond 32 bits")
@@ -192,11 +201,12 @@ def scan(update: bytes, *, max_depth: int = 32) -> Scan:
         result.structs.append((client, start, structs))
     result.delete_set_at = reader.pos
     for _ in range(reader.count(2)):
-        reader.uint()
+        client = reader.uint()
         for _ in range(reader.count(2)):
             clock, length = reader.uint(), reader.uint()
             if clock + length > _MAX_U32:
                 raise ScanError("deleted range beyond 32 bits")
+            result.deletes.append((client, clock, length))
     if reader.pos != reader.end:
         raise ScanError("trailing bytes after the update")
     return result
@@ -228,17 +238,32 @@ def _struct_at(reader: _Reader, result: Scan) -> Struct:
             struct.key = reader.string()
     result.kinds.add(kind)
     result.items += 1
-    struct.length = _content(reader, kind)
+    if kind == ContentKind.STRING:
+        text = reader.string()
+        struct.length = len(text.encode("utf-16-le")) // 2  # clocks count UTF-16 units
+        if struct.length != len(text):
+            struct.wide = _wide(text)
+    else:
+        struct.length = _content(reader, kind)
     return struct
 
 
+def _wide(text: str) -> tuple[int, ...]:
+    """The UTF-16 offset of the first unit of each character of ``text`` beyond the BMP."""
+    out, offset = [], 0
+    for char in text:
+        if ord(char) > 0xFFFF:
+            out.append(offset)
+            offset += 2
+        else:
+            offset += 1
+    return tuple(out)
+
+
 def _content(reader: _Reader, kind: int) -> int:
-    """Read an item's content; its clock length."""
+    """Read an item's content (not a string's); its clock length."""
     if kind == ContentKind.DELETED:
         return reader.uint()
-    if kind == ContentKind.STRING:
-        text = reader.string()
-        return len(text.encode("utf-16-le")) // 2  # clocks count UTF-16 units
     if kind == ContentKind.ANY:
         count = reader.count()
         for _ in range(count):
@@ -268,6 +293,47 @@ def _content(reader: _Reader, kind: int) -> int:
         reader.any(1)
         return 1
     raise ScanError(f"unsupported content kind {kind}")
+
+
+#: a 4-byte UTF-8 sequence (a character beyond the BMP), or bytes that look like one
+_FOUR_BYTES = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")
+#: how deep the room's own updates may nest for :func:`wide_ids` to read them
+_ROOM_DEPTH = 256
+
+
+def wide_ids(update: bytes) -> list[ID]:
+    """:attr:`Scan.highs` of an update the room already holds (none if it does not
+    scan); one with no 4-byte UTF-8 sequence holds no such character and is not read."""
+    if not _FOUR_BYTES.search(update):
+        return []
+    try:
+        return scan(update, max_depth=_ROOM_DEPTH).highs
+    except ScanError:
+        return []
+
+
+def splits(scanned: Scan, highs: Collection[ID]) -> str:
+    """Why ``scanned`` would cut a character in two ("" if it does not).
+
+    A clock counts UTF-16 units, so a character beyond the BMP (an emoji) is two
+    ids, its first in ``highs`` (the document's) or ``scanned.highs`` (its own).
+    An item placed after the first or before the second, or a deletion that
+    starts or ends between them, names half a character.  No editor does that;
+    yrs and Yjs then disagree about the text (yrs deletes a neighbour, Yjs
+    writes U+FFFD), so replicas, the file and the store would differ for good.
+    """
+    if not highs and not scanned.highs:
+        return ""
+    known = set(highs) | set(scanned.highs) if scanned.highs else highs
+    for _, _, structs in scanned.structs:
+        for struct in structs:
+            right = struct.right
+            if struct.origin in known or (right is not None and (right[0], right[1] - 1) in known):
+                return "an item placed inside a character"
+    for client, clock, length in scanned.deletes:
+        if (client, clock - 1) in known or (client, clock + length - 1) in known:
+            return "a deletion that cuts a character in two"
+    return ""
 
 
 def strip(update: bytes, scanned: Scan, roots: Collection[str], known: Callable[[str], bool]) -> bytes:

@@ -1,5 +1,6 @@
-"""The bounds that refuse an update whole: read before pycrdt decodes it, and after the
-mirror integrated it (the nesting of what it inserted).
+"""The bounds that refuse an update whole: read before pycrdt decodes it (its sizes,
+its content kinds, whether it cuts a character in two), and after the mirror
+integrated it (the nesting of what it inserted).
 
 Nothing of a refused-whole update is forwarded; the connection is closed, with close
 code 4413 when the update was well-formed but beyond a :class:`~.rights.Limits` bound.
@@ -13,7 +14,7 @@ from pycrdt import Array, Map, Text
 
 from ._events import kind
 from ._mirror import Batch, Mirror
-from ._scan import ContentKind, Scan, ScanError, scan
+from ._scan import ContentKind, Scan, ScanError, scan, splits
 from .rights import Limits, Rights
 from .verdict import Verdict, refused_whole
 
@@ -35,6 +36,9 @@ def screen(update: bytes, rights: Rights, limits: Limits, mirror: Mirror) -> Sca
         scanned = scan(update, max_depth=limits.max_depth)
     except ScanError as e:
         return refused_whole(f"update refused: {e.reason}", limit=e.limit)
+    cut = splits(scanned, mirror.highs)
+    if cut:
+        return refused_whole(f"update refused: {cut}")
     if scanned.items and mirror.size + len(update) > limits.max_document:
         mirror.size = len(mirror.doc.get_update())  # the bound was loose: measure
         if mirror.size + len(update) > limits.max_document:

@@ -128,6 +128,7 @@ class DocumentGuard:
         screened = screen(update, rights, self.limits, mirror)
         if isinstance(screened, Verdict):
             return screened
+        mirror.highs.update(screened.highs)
         created: list[Touch] = []
         payload = update
         if not rights.write:

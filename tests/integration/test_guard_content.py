@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pycrdt import Array, Doc, Map, Text
+from pycrdt import Array, Decoder, Doc, Encoder, Map, Text, create_update_message
 
 from hub_rtc.localhub import LocalHub
 from tests.integration.conftest import (
@@ -246,6 +246,67 @@ def formatted(doc: Doc) -> bool:
     """Whether any cell source carries formatting or an embed."""
     return any(attrs or not isinstance(chunk, str)
                for c in doc.get("cells", type=Array) for chunk, attrs in c["source"].diff())
+
+
+# -- text that no file can hold -------------------------------------------------------------
+
+
+def delete_only(client_id: int, clock: int, length: int) -> bytes:
+    """A hand-made update with no new content and one delete range: ``length``
+    clock units of ``client_id``'s from ``clock`` (lib0 varuints, as y-sync has them)."""
+    encoder = Encoder()
+    for number in (0, 1, client_id, 1, clock, length):  # no structs; one client, one range
+        encoder.write_var_uint(number)
+    return encoder.to_bytes()
+
+
+def clock_of(doc: Doc) -> int:
+    """The next clock ``doc``'s own client will use."""
+    decoder = Decoder(doc.get_state())  # a state vector: (client, clock) pairs
+    for _ in range(decoder.read_var_uint()):
+        if decoder.read_var_uint() == doc.client_id:
+            return decoder.read_var_uint()
+        decoder.read_var_uint()
+    return 0
+
+
+def utf8_whole(value: Any) -> bool:
+    """Whether every string in ``value`` can be written as UTF-8 (no lone surrogate)."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+async def test_a_delete_inside_an_emoji_is_refused_and_the_file_stays_whole(
+        world: World, clients: dict[str, YClient]) -> None:
+    """A Yjs clock counts UTF-16 units, so an emoji is two clock units: a delete set
+    naming only its second half (which no editor makes, but a script can) made the
+    room (yrs) keep the emoji and delete the next character, while JupyterLab (Yjs)
+    showed U+FFFD instead, and a browser joining later a third text: the file and
+    the browsers disagreed for good.  The room refuses it whole and closes the
+    sender; the cell keeps its text everywhere, and later edits still save."""
+    editor, owner = clients[EDITOR], clients[OWNER]
+    start = clock_of(editor.doc)
+    await editor.type(editor.text("free"), "x\U0001f600y", at=0)  # x, the emoji's two units, y
+    await owner.until(lambda: "\U0001f600" in owner.source("free"))
+    await editor.ws.write_message(create_update_message(
+        delete_only(editor.doc.client_id, start + 2, 1)), binary=True)
+    code, reason = await asyncio.wait_for(editor.closed, 10)
+    assert code == 4400 and "character" in (reason or "")
+    owner.type_into("other", "after ")
+    disk = await saved(world, "a later edit saved", lambda d: "after " in json.dumps(d))
+    raw = (world.home / OWNER / NOTEBOOK).read_bytes()
+    assert json.loads(raw.decode("utf-8")) == disk  # valid UTF-8 JSON, not cut short
+    free = next(c for c in disk["cells"] if c.get("id") == "free")
+    assert "".join(free["source"]).startswith("x\U0001f600y")
+    late = await world.client(OWNER)
+    try:
+        assert late.source("free") == owner.source("free") == "".join(free["source"])
+        assert utf8_whole(late.state()) and utf8_whole(owner.state())
+    finally:
+        late.close()
 
 
 # -- bounded work ---------------------------------------------------------------------------
