@@ -158,6 +158,9 @@ class Samples:
     #: CPU seconds per edit of the service and the proxy during the throughput runs
     service_cpu: list[float] = field(default_factory=list)
     proxy_cpu: list[float] = field(default_factory=list)
+    #: the service's CPU seconds per edit per client in the latency runs, where every
+    #: edit is one frame to each client (a low-noise figure: CPU, not wall time)
+    frame_cpu: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -184,7 +187,9 @@ async def measure(bench: Bench, mode: str, n: int, args: argparse.Namespace, cel
         samples.service_cpu.append((cpu_seconds(bench.service_pid) - cpu[0]) / args.edits)
         samples.proxy_cpu.append((cpu_seconds(bench.proxy_pid) - cpu[1]) / args.edits)
         await quiet(bench.busy)
+        service = cpu_seconds(bench.service_pid)
         ms = await latencies(tx, rx, cells[1], args.latency_edits)
+        samples.frame_cpu.append((cpu_seconds(bench.service_pid) - service) / args.latency_edits / n)
         samples.p50.append(percentile(ms, 50))
         samples.p99.append(percentile(ms, 99))
         # every client has every edit: nothing was dropped on the way
@@ -225,7 +230,7 @@ def report(args: argparse.Namespace, samples: dict[tuple[int, str], Samples],
           "the hub, proxy, server, service and these clients")
     print(f"  {'clients':>7}  {'direct /s':>10} {'relayed /s':>10} {'ratio':>6}   "
           f"{'p50 d/r ms':>13} {'+p50':>7}   {'p99 d/r ms':>13} {'+p99':>7}   "
-          f"{'svc µs/edit':>11} {'proxy µs d/r':>13}")
+          f"{'svc µs/edit':>11} {'µs/frame':>8} {'proxy µs d/r':>13}")
     aims = []
     for n in args.clients:
         d, r = samples[n, "direct"], samples[n, "relayed"]
@@ -234,11 +239,11 @@ def report(args: argparse.Namespace, samples: dict[tuple[int, str], Samples],
         print(f"  {n:>7}  {median(d.rate):>10,.0f} {median(r.rate):>10,.0f} {ratio:>5.2f}x   "
               f"{median(d.p50):>6.2f}/{median(r.p50):<6.2f} {dp50:>+7.2f}   "
               f"{median(d.p99):>6.2f}/{median(r.p99):<6.2f} {dp99:>+7.2f}   "
-              f"{median(r.service_cpu) * 1e6:>11.0f} "
+              f"{median(r.service_cpu) * 1e6:>11.0f} {median(r.frame_cpu) * 1e6:>8.1f} "
               f"{median(d.proxy_cpu) * 1e6:>6.0f}/{median(r.proxy_cpu) * 1e6:<6.0f}")
         aims.append(f"{n}: {ratio:.2f}x {met(ratio >= 0.9)}, +{dp50:.2f} ms {met(dp50 < 1.0)}")
-    print("  (svc µs/edit: the service's CPU per edit while relaying to every client; proxy: "
-          "configurable-http-proxy's, direct/relayed)")
+    print("  (svc µs/edit: the service's CPU per edit while relaying to every client; µs/frame: its CPU "
+          "per edit per client one edit at a time; proxy: configurable-http-proxy's, direct/relayed)")
     for n in args.clients:
         m = memory[n]
         print(f"  memory with {n:>3} relayed clients: service {median(m.service):6.1f} KiB RSS per client; "

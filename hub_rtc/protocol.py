@@ -8,6 +8,7 @@ on both sides at once.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 #: the header in which the service names the hub user it acts for
@@ -50,8 +51,11 @@ class Channel(Protocol):
     tell a room that went away (reconnect) from one that said no (pass it on).
     """
 
-    async def send(self, frame: bytes) -> None:
-        """Hand ``frame`` to the connection; raises once the connection has closed."""
+    def send(self, frame: bytes) -> Awaitable[None]:
+        """Hand ``frame`` to the connection; done once it has taken it; raises (at
+        once or from the awaitable) once the connection has closed.  An ``async
+        def`` will do; a socket that usually takes a frame at once can return
+        a future that is already done, which its caller may then skip awaiting."""
 
     async def recv(self) -> bytes | None:
         """The next frame; None once the connection has closed."""
@@ -65,3 +69,25 @@ class Channel(Protocol):
 
     @property
     def close_reason(self) -> str | None: ...
+
+
+#: what takes the frames a channel pushes: None once it has dealt with one, or an
+#: awaitable the channel waits on before it hands over the next (back-pressure)
+OnFrame = Callable[[bytes], "Awaitable[None] | None"]
+
+
+async def pump(channel: Channel, on_frame: OnFrame) -> None:
+    """Hand every frame of ``channel`` to ``on_frame``, in order, until it closes.
+
+    A channel with a ``listen(on_frame)`` of its own pushes each frame as its
+    transport reads it (no task woken per frame: the relay's fan-out runs
+    through here once per frame per client); any other is read with ``recv``.
+    """
+    listen = getattr(channel, "listen", None)
+    if listen is not None:
+        await listen(on_frame)
+        return
+    while (frame := await channel.recv()) is not None:
+        pending = on_frame(frame)
+        if pending is not None:
+            await pending

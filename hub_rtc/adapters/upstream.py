@@ -21,6 +21,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -28,7 +29,7 @@ from urllib.parse import quote, urlsplit
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
-from ..protocol import ON_BEHALF_HEADER, READ_ONLY_HEADER, ROOM_ROUTE
+from ..protocol import ON_BEHALF_HEADER, READ_ONLY_HEADER, ROOM_ROUTE, OnFrame
 from ..relay import LinkClosed
 from ..sockets import CLOSED, write_binary
 
@@ -86,13 +87,20 @@ class UpstreamRoom:
         self.session_id = session_id
         self._closed = False
 
-    async def send(self, frame: bytes) -> None:
+    def send(self, frame: bytes) -> Awaitable[None]:
         if self._closed:
             raise RoomClosed(self.room_id)
         try:
             written = write_binary(self._ws, frame)
-            if not written.done():  # (usually it is: the socket took it at once)
-                await written
+        except CLOSED:
+            raise RoomClosed(self.room_id) from None
+        if written.done() and written.exception() is None:
+            return written  # (usually: the socket took it at once; no coroutine, no task)
+        return self._written(written)
+
+    async def _written(self, written: Awaitable[None]) -> None:
+        try:
+            await written
         except CLOSED:
             raise RoomClosed(self.room_id) from None
 
@@ -100,9 +108,34 @@ class UpstreamRoom:
         if self._closed:
             return None
         message = await self._ws.read_message()
-        if message is None:
-            return None
-        return message if isinstance(message, bytes) else message.encode()
+        return None if message is None else _as_bytes(message)
+
+    async def listen(self, on_frame: OnFrame) -> None:
+        """Push every frame to ``on_frame`` as tornado reads it, until the socket closes
+        (what :func:`~hub_rtc.protocol.pump` uses; ``recv`` must not be called
+        meanwhile).
+
+        tornado's protocol calls its connection's ``on_message`` for each message
+        and reads the next only once what that returns is done; the connection's
+        own puts each message into a one-slot queue for ``read_message``, which
+        costs a future and a task wake-up per frame.  Frames that came before
+        this call wait in that queue and are handed on first, in order; then
+        ``on_message`` is replaced, and only the close still comes through the
+        queue (as None)."""
+        ws = self._ws
+        if self._closed:
+            return
+        while ws.read_queue.qsize():  # (more may queue meanwhile: until none is left)
+            message = await ws.read_message()
+            if message is None:
+                return
+            pending = on_frame(_as_bytes(message))
+            if pending is not None:
+                await pending
+        # no await since the queue was seen empty: no frame can slip past in between
+        ws.on_message = lambda message: on_frame(_as_bytes(message))  # type: ignore[method-assign]
+        while await ws.read_message() is not None:
+            pass  # (nothing else is queued now)
 
     @property
     def close_code(self) -> int | None:
@@ -308,6 +341,11 @@ class Upstream:
         except OSError as e:
             self._unreachable()
             raise UpstreamError(599, f"the server could not be reached: {e}") from None
+
+
+def _as_bytes(message: str | bytes) -> bytes:
+    """A room message as bytes (rooms send binary frames; a text one is passed on encoded)."""
+    return message if isinstance(message, bytes) else message.encode()
 
 
 def _parse(raw: bytes | None) -> Any:

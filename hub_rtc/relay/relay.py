@@ -7,7 +7,7 @@ the tests use in-memory pairs::
 
     relay = Relay(client, first_link, reconnect, limits)
     task = asyncio.ensure_future(relay.run())   # upstream -> client, reconnects
-    await relay.from_client(frame)              # client -> upstream, per frame
+    relay.take(frame)                           # client -> upstream, per frame
     relay.stop()                                # the client went away
 
 Back-pressure: the relay reads the next upstream frame only once the client
@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..protocol import Channel
+from ..protocol import Channel, pump
 from . import codes
 from .backoff import Backoff
 from .frames import EMPTY_STEP1, FrameKind, peek
@@ -58,7 +58,7 @@ Link = Channel
 
 class Client(Protocol):
     """The relayed client's connection.  Not a whole channel: its transport hands
-    the relay each frame it reads (:meth:`Relay.from_client`, which is what gives
+    the relay each frame it reads (:meth:`Relay.take`, which is what gives
     back-pressure towards it), so the relay only writes to it and closes it."""
 
     def send(self, frame: bytes) -> Awaitable[Any]:
@@ -123,6 +123,7 @@ class Relay:
         self._asked = False
         self._resync_timer: asyncio.TimerHandle | None = None
         self._resync_task: asyncio.Future[None] | None = None
+        #: when the pending write to the client began (None: none pending)
         self._sending_since: float | None = None
         self._in_flight: asyncio.Future[Any] | None = None
         self._send_lock = asyncio.Lock()
@@ -138,13 +139,8 @@ class Relay:
             while self.closing is None:
                 link = self._link
                 assert link is not None
-                frame = await link.recv()
-                if frame is None:
-                    await self._upstream_gone(link)
-                elif self.closing is None:
-                    await self._to_client(frame)
-                    if self._resyncing and not self._asked and peek(frame) is FrameKind.SYNC_STEP1:
-                        self._asked = True  # the client's next step 2 answers the new room
+                await pump(link, self._to_client)
+                await self._upstream_gone(link)
         except Exception:
             log.exception("relay %s failed", self.name)
             self._end(codes.INTERNAL_ERROR, "hub_rtc relay: internal error")
@@ -154,24 +150,38 @@ class Relay:
         assert self.closing is not None
         return self.closing
 
-    async def _to_client(self, frame: bytes) -> None:
-        self._sending_since = self._clock()
+    def _to_client(self, frame: bytes) -> Awaitable[None] | None:
+        """One upstream frame to the client.  Called by the link as it reads each
+        frame; the link reads the next only once what this returns is done, so a
+        client that is slow to take frames slows its upstream (back-pressure).
+        A write the socket took at once (the usual case) returns None: no task,
+        no future, no trip through the event loop."""
+        if self.closing is not None:
+            return None
+        if self._resyncing and not self._asked and peek(frame) is FrameKind.SYNC_STEP1:
+            self._asked = True  # the client's next step 2 answers the new room
         try:
             written = self.client.send(frame)
-            # a transport's write that is done at once (the socket took the frame) costs
-            # no task and no trip through the event loop
             if isinstance(written, asyncio.Future) and written.done():
                 written.result()
-                return
-            self._in_flight = sending = asyncio.ensure_future(written)
-            await sending
-        except asyncio.CancelledError:
-            if self.closing is None:
-                raise  # not ours: the relay's task itself is being cancelled
+                return None
         except Exception as e:  # the client's connection is gone
             self._end(None, f"client gone: {e!r}")
-        finally:
-            self._sending_since = self._in_flight = None
+            return None
+        self._sending_since = self._clock()
+        self._in_flight = sending = asyncio.ensure_future(written)
+        taken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sending.add_done_callback(lambda done: self._taken(done, taken))
+        return taken
+
+    def _taken(self, sending: asyncio.Future[Any], taken: asyncio.Future[None]) -> None:
+        """A pending write to the client ended: taken, failed, or cancelled by :meth:`_end`.
+        ``taken`` never fails: the link's reader waits on it and must not see errors."""
+        self._sending_since = self._in_flight = None
+        if not sending.cancelled() and sending.exception() is not None:
+            self._end(None, f"client gone: {sending.exception()!r}")
+        if not taken.done():
+            taken.set_result(None)
 
     async def _watch_stalls(self) -> None:
         """Close a client that has not taken a frame for ``stall_seconds``: it keeps its
@@ -186,13 +196,36 @@ class Relay:
 
     # -- client -> upstream ------------------------------------------------
 
-    async def from_client(self, frame: bytes) -> None:
-        """Carry one client frame upstream (or hold it while reconnecting)."""
+    def take(self, frame: bytes) -> Awaitable[None] | None:
+        """Carry one client frame upstream (or hold it while reconnecting).  The
+        transport reads the client's next frame only once what this returns is
+        done (back-pressure); a frame the upstream socket took at once returns
+        None, with no coroutine or task made for it."""
         if self.closing is not None:
-            return
+            return None
         kind = peek(frame)
         if kind is FrameKind.AWARENESS:
             self._last_awareness = frame
+        link = self._link
+        if link is None or self._resyncing or self._send_lock.locked():
+            return self._take_in_turn(frame, kind)
+        try:
+            written = link.send(frame)
+        except LinkClosed:
+            self._hold(frame)  # in the client's state, so in its answer after the reconnect
+            return None
+        if isinstance(written, asyncio.Future) and written.done() and written.exception() is None:
+            return None
+        return self._finish(frame, written)
+
+    async def from_client(self, frame: bytes) -> None:
+        """:meth:`take`, awaited."""
+        pending = self.take(frame)
+        if pending is not None:
+            await pending
+
+    async def _take_in_turn(self, frame: bytes, kind: FrameKind | None) -> None:
+        """While reconnecting, or behind a flush of held frames: in order, under the lock."""
         async with self._send_lock:
             link = self._link
             if link is None or (self._resyncing and not (self._asked and kind is FrameKind.SYNC_STEP2)):
@@ -202,6 +235,12 @@ class Relay:
                 await self._flush_held(link)
             else:
                 await self._send(link, frame)
+
+    async def _finish(self, frame: bytes, written: Awaitable[None]) -> None:
+        try:
+            await written
+        except LinkClosed:
+            self._hold(frame)
 
     async def _send(self, link: Link, frame: bytes) -> None:
         try:

@@ -195,6 +195,53 @@ async def test_frames_go_both_ways_in_order() -> None:
     assert (await task).code is None and link.closed and client.closed is None
 
 
+class SocketLink(FakeLink):
+    """A link that answers like the real socket: a future, done at once unless
+    ``waiting`` (then pending until the test ends it)."""
+
+    waiting = False
+
+    def send(self, frame: bytes) -> asyncio.Future[None]:  # type: ignore[override]
+        if self.closed:
+            raise LinkClosed("gone")
+        self.sent.append(frame)
+        self.pending: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self.waiting:
+            self.pending.set_result(None)
+        return self.pending
+
+
+async def test_a_frame_the_socket_takes_at_once_costs_no_coroutine() -> None:
+    client, link, rooms = FakeClient(), SocketLink(), Rooms()
+    relay, task = start(client, link, rooms)
+    assert relay.take(UPDATE) is None and link.sent == [UPDATE]
+    link.waiting = True
+    pending = relay.take(UPDATE + b"2")  # not taken yet: the client's next frame waits on it
+    assert pending is not None and link.sent == [UPDATE, UPDATE + b"2"]
+    waiting = asyncio.ensure_future(pending)
+    await asyncio.sleep(0.02)
+    assert not waiting.done()
+    link.pending.set_result(None)
+    await asyncio.wait_for(waiting, 1)
+    relay.stop()
+    await task
+
+
+async def test_a_frame_whose_write_fails_as_the_room_goes_is_held_for_the_next() -> None:
+    client, link, rooms = FakeClient(), SocketLink(), Rooms()
+    relay, task = start(client, link, rooms)
+    link.waiting = True
+    pending = relay.take(UPDATE)
+    assert pending is not None
+    link.pending.set_exception(LinkClosed("gone"))  # the room went away under the write
+    await pending
+    link.drop(None)
+    await until(lambda: rooms.links)
+    await until(lambda: rooms.links[0].sent == [EMPTY_STEP1, UPDATE], timeout=2)  # (no answer came)
+    relay.stop()
+    await task
+
+
 async def test_a_slow_client_holds_back_the_room_not_the_service_memory() -> None:
     client, link, rooms = FakeClient(slow=True), FakeLink(), Rooms()
     relay, task = start(client, link, rooms, RelayLimits(stall_seconds=60))

@@ -97,7 +97,7 @@ class RoomRelayHandler(APIHandler, WebSocketHandler):
         if self._relay is None:
             return None
         # returning the awaitable makes tornado read the next frame only after it: back-pressure
-        return self._relay.from_client(message if isinstance(message, bytes) else message.encode())
+        return self._relay.take(message if isinstance(message, bytes) else message.encode())
 
     def on_close(self) -> None:
         if self._relay is not None:
