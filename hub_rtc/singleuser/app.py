@@ -29,6 +29,7 @@ from . import gcpause, isolation, provisioner, updatelog
 from .authorizer import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
 from .disk import DiskGuard
+from .docroom import MAX_BACKLOG
 from .gate import Gate
 from .kernels import hook_kernel_identity
 from .nodump import forbid_dumps
@@ -120,6 +121,15 @@ class HubRTCExtension(ExtensionApp):
         (a second replica of the document, about 3 KiB per notebook cell) is dropped
         to save memory.  The next update rebuilds it from the room's document.
         0 keeps each mirror as long as its room is open.""",
+    ).tag(config=True)
+    room_backlog_bytes = Int(
+        MAX_BACKLOG,
+        min=1,
+        help="""Most bytes of room messages that may wait, unsent, for one client's
+        socket (one that stopped reading: a frozen tab, a stalled script).  Past it the
+        client is closed with 4408 and resyncs when it reconnects, so the server does
+        not buffer the room's history for it.  The room's largest update (16 MiB by
+        default) should fit several times.""",
     ).tag(config=True)
     @validate("guard_idle_seconds")
     def _idle_not_negative(self, proposal: dict[str, Any]) -> float:

@@ -20,7 +20,8 @@ with the per-update path replaced.  What changes, compared with stock:
   store speaks no louder than one that writes the file.
 - **Frames written straight to each socket** (``push``), in order, without a
   task per client per update; a client whose socket backs up beyond
-  :data:`MAX_BACKLOG` bytes is closed and resyncs when it reconnects.
+  ``c.HubRTCExtension.room_backlog_bytes`` (:data:`MAX_BACKLOG` by default) is
+  closed and resyncs when it reconnects.
 - **One save timer** instead of a task created and cancelled per edit: saved
   ``save_delay`` seconds after the last change, as stock does.
 - **Awareness coalesced**: every client gets, at most every
@@ -54,7 +55,8 @@ from .updatelog import BatchedYStore, Stored
 #: time with the newest state of every client that changed: a lecture hall's 300
 #: viewers moving their cursors cost every receiver one frame per interval, not 300
 AWARENESS_SECONDS = 0.05
-#: a client whose unsent frames exceed this many bytes is closed (it resyncs on reconnect)
+#: by default, a client whose unsent frames exceed this many bytes is closed (it resyncs
+#: on reconnect): ``c.HubRTCExtension.room_backlog_bytes``
 MAX_BACKLOG = 64 * 1024 * 1024
 
 #: checks a notebook model the store gives as if the file had given it; may

@@ -26,7 +26,7 @@ from ..protocol import CLIENT_STALLED
 from ..sockets import CLOSED, write_binary
 from .authorizer import hub_name, narrowed, on_behalf, own_token_in, refuse_own_token, room_path
 from .connection import RoomConnection
-from .docroom import MAX_BACKLOG, GuardedDocumentRoom
+from .docroom import GuardedDocumentRoom
 from .roomid import RoomId, RoomIdError, parse_room_id, room_tail
 
 
@@ -108,14 +108,14 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         """Write ``frame`` to this socket now (the room's fan-out: no task per client).
 
         Frames leave in the order pushed.  A client that lets more than
-        MAX_BACKLOG bytes pile up is closed; it resyncs when it reconnects."""
+        ``room_backlog_bytes`` pile up is closed; it resyncs when it reconnects."""
         try:
             written = write_binary(self, frame)
         except CLOSED:
             return
         size = len(frame)
         self._backlog += size
-        if self._backlog > MAX_BACKLOG:
+        if self._backlog > self.rtc.room_backlog_bytes:
             self.log.warning("hub_rtc: %s's room socket fell %d bytes behind; closed",
                              self._conn.name, self._backlog)
             self.close(CLIENT_STALLED, "hub_rtc: too far behind the room; reconnect")

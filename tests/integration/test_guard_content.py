@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pycrdt import Array, Decoder, Doc, Encoder, Map, Text, create_update_message
+from pycrdt import Array, Decoder, Doc, Encoder, Map, Text, create_sync_message, create_update_message
 
 from hub_rtc.localhub import LocalHub
 from tests.integration.conftest import (
@@ -28,13 +28,15 @@ from tests.integration.conftest import (
     start_server,
     wait_for,
 )
-from tests.integration.yclient import YClient
+from tests.integration.yclient import YClient, close_socket, notebook_socket
 
 pytestmark = pytest.mark.integration
 
 OWNER, EDITOR, VIEWER = "olive", "ed", "vi"
 NOTEBOOK = "lab1/nb.ipynb"
 CELLS = ("free", "locked", "other")
+#: the most a client that stops reading may have waiting on the server, here
+BACKLOG = 2 * 1024 * 1024
 LOCKED_SOURCE = "# locked"
 
 
@@ -84,7 +86,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     # The shared servers' own settings (the hub's config does not reach them): a room
     # whose clients all left is dropped quickly, so the next one loads the file.
     args = ["--allow-root", "--YDocExtension.document_save_delay=0.2",
-            "--YDocExtension.document_cleanup_delay=0.5"]
+            "--YDocExtension.document_cleanup_delay=0.5",
+            f"--HubRTCExtension.room_backlog_bytes={BACKLOG}"]
     hub = start_hub(workdir, manage_hub_access=True, extra=f"c.Spawner.args = {args!r}\n")
     try:
         w = World(hub, workdir / "home")
@@ -334,3 +337,49 @@ async def test_deeply_nested_maps_are_refused_and_saves_keep_working(
         await saved(world, "the editor's edit saved", lambda d: "editor-again " in json.dumps(d))
     finally:
         fresh.close()
+
+
+# -- a client that stops reading (last: the room keeps the 60 MB it carries here in its
+# -- history and store, which later tests' clients would then have to sync) --------------
+
+
+async def caught_up(reader: YClient, writer: YClient, what: str, timeout: float = 30) -> None:
+    """Until ``reader`` holds ``writer``'s "other" cell (no 1 MB dump on failure)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while reader.source("other") != writer.source("other"):
+        assert not reader.closed.done(), f"{what}: the reading client was closed: {reader.closed.result()}"
+        assert asyncio.get_running_loop().time() < deadline, f"{what}: the reading client fell behind"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_client_that_stops_reading_is_closed_not_buffered(
+        world: World, clients: dict[str, YClient]) -> None:
+    """The room writes each frame straight to every client's socket.  A client that
+    stops reading (a frozen tab, a stalled script) must not make the server hold the
+    room's traffic for it without bound: past ``room_backlog_bytes`` it is closed
+    (4408, or dropped while its close waits behind what it never read), and
+    everyone else goes on receiving."""
+    stalled = await notebook_socket(world.hub.url, OWNER, NOTEBOOK, world.tokens[VIEWER],
+                                    max_message_size=1 << 26)
+    await stalled.write_message(create_sync_message(Doc()), binary=True)  # joined; never reads
+    owner, editor = clients[OWNER], clients[EDITOR]
+    chunk = "z" * 1_000_000
+    try:
+        for n in range(60):  # 60 MB through the room, 1 MB at a time, the cell kept at 1 MB
+            text = owner.text("other")
+            with owner.doc.transaction():
+                del text[0:len(text)]
+                text.insert(0, f"<{n}>{chunk}")
+            # a client that reads keeps up (one update behind at most), whatever the limit
+            await caught_up(editor, owner, f"update {n}")
+        owner.type_into("other", "after ")
+        await caught_up(editor, owner, "the last edit")
+        assert editor.source("other").startswith("after <59>") and not editor.closed.done()
+        # what reached the stalled client before it was cut off, then the end of it
+        received = 0
+        while (message := await asyncio.wait_for(stalled.read_message(), 30)) is not None:
+            received += len(message)
+        assert stalled.close_code in (4408, None), stalled.close_code
+        assert received < 40_000_000  # it did not get everything: it was cut off (13 MB seen)
+    finally:
+        close_socket(stalled)
