@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -57,13 +58,15 @@ CELL = "cell-3"
 
 
 class Script:
-    """A script's kept-alive connection to the service, through the proxy."""
+    """A script's kept-alive connection to the service, through the proxy (or, given
+    ``port``, straight to the service's own port, to read off what the proxy adds)."""
 
-    def __init__(self, hub: LocalHub, token: str) -> None:
+    def __init__(self, hub: LocalHub, token: str, port: int | None = None) -> None:
         url = urlsplit(hub.service_url)
         self.base = url.path
         self.headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
-        self.connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=30)
+        self.connection = http.client.HTTPConnection(url.hostname or "127.0.0.1", port or url.port,
+                                                     timeout=30)
 
     def timed(self, method: str, path: str, body: object = None) -> float:
         """Milliseconds of one API call (it must succeed)."""
@@ -95,6 +98,15 @@ def calls(script: Script, session: str, doc: str, count: int, cold: bool) -> dic
     return out
 
 
+def service_port(hub: LocalHub) -> int:
+    """The port the service itself listens on (``c.RTCService.bind_url``)."""
+    config = (hub.workdir / "jupyterhub_config.py").read_text()
+    found = re.search(r'c\.RTCService\.bind_url = "http://127\.0\.0\.1:(\d+)"', config)
+    if found is None:
+        raise RuntimeError("no c.RTCService.bind_url in the hub's config")
+    return int(found.group(1))
+
+
 def short_idle(workdir: Path) -> str:
     return hub_config(workdir) + f"c.RTCService.document_replica_seconds = {IDLE_SECONDS}\n"
 
@@ -121,15 +133,18 @@ def main() -> None:
         p50: dict[tuple[str, str], list[float]] = {}
         p99: dict[tuple[str, str], list[float]] = {}
         script = Script(hub, tokens[EDITOR])
+        scripts = {"warm": script, "cold": script,
+                   "service": Script(hub, tokens[EDITOR], service_port(hub))}
         for r in range(args.rounds):
-            for mode in interleaved(r, ("warm", "cold")):
-                got = calls(script, session, doc, args.warm if mode == "warm" else args.cold,
+            for mode in interleaved(r, ("warm", "cold", "service")):
+                got = calls(scripts[mode], session, doc, args.cold if mode == "cold" else args.warm,
                             cold=mode == "cold")
                 for method, ms in got.items():
                     p50.setdefault((mode, method), []).append(percentile(ms, 50))
                     p99.setdefault((mode, method), []).append(percentile(ms, 99))
             print(f"  round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
-        script.close()
+        for each in scripts.values():
+            each.close()
     print(f"== document API through the proxy, as ed, on one kept-alive connection: warm (a kept "
           f"replica) vs cold (the room opened and the whole notebook synced); medians of "
           f"{args.rounds} interleaved rounds")
@@ -144,6 +159,9 @@ def main() -> None:
     floor = median(p50["warm", "floor"])
     print(f"  {'GET /sessions/{id} (the floor), p50, ms':<36} {median(p50['cold', 'floor']):>9.1f} "
           f"{floor:>9.1f}")
+    print("  warm, straight to the service's port (no proxy), p50: "
+          + ", ".join(f"{label} {median(p50['service', method]):.1f} ms" for method, label in
+                      (("GET", "GET the notebook"), ("PUT", "PUT a cell"), ("floor", "the floor"))))
     print(f"  aim (warm p50 < 5 ms): {'; '.join(aims)}; the document part of a warm call: GET "
           f"{median(p50['warm', 'GET']) - floor:+.1f} ms, PUT {median(p50['warm', 'PUT']) - floor:+.1f} ms "
           f"over the floor")

@@ -302,10 +302,19 @@ class RTCService(Application):
         )
 
     def _log_request(self, handler: Any) -> None:
-        status = handler.get_status()
-        level = logging.INFO if status < 400 else logging.WARNING
-        self.log.log(level, "%d %s %s %.1fms", status, handler.request.method,
-                     handler.request.uri, 1000.0 * handler.request.request_time())
+        """One line per request: a successful read at DEBUG (scripts and pages poll;
+        at INFO they filled the log, and building each line cost 5% of a call),
+        a change at INFO, a refusal or failure at WARNING."""
+        status, method = handler.get_status(), handler.request.method
+        if status >= 400:
+            level = logging.WARNING
+        elif method in ("GET", "HEAD", "OPTIONS"):
+            level = logging.DEBUG
+        else:
+            level = logging.INFO
+        if self.log.isEnabledFor(level):
+            self.log.log(level, "%d %s %s %.1fms", status, method, handler.request.uri,
+                         1000.0 * handler.request.request_time())
 
     def start(self) -> None:
         asyncio.run(self._serve())

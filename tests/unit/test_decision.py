@@ -112,3 +112,16 @@ def test_cell_rule_on_another_notebook_does_not_apply() -> None:
     session, policy = world()
     elsewhere = Resource(SID, "other.ipynb", W.CELLS["locked"])
     assert decide(principal("eddie"), "write", elsewhere, session, policy, NOW).allowed
+
+
+def test_the_policy_view_is_kept_until_a_trait_is_set() -> None:
+    """The decision reads a copy made once (not a dozen traits per request), and a
+    trait set later (an admin's reloaded config, a test) is in the next copy."""
+    policy = RTCPolicy()
+    first = policy.decision_view()
+    assert policy.decision_view() is first
+    policy.max_members_per_session = 3
+    policy.creator_groups = {"staff"}
+    later = policy.decision_view()
+    assert later is not first
+    assert later.max_members_per_session == 3 and later.creator_groups == frozenset({"staff"})

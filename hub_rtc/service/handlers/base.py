@@ -91,6 +91,11 @@ class APIHandler(HubOAuthenticated, RequestHandler):
         self.set_header("Content-Type", "application/json; charset=utf-8")
         self.finish(json.dumps(value))
 
+    def compute_etag(self) -> None:
+        # No ETag: API answers are live state, never revalidated by a cache, and
+        # tornado would hash every body (a whole notebook, for a document read).
+        return None
+
     def no_content(self) -> None:
         self.set_status(204)
         self.finish()
