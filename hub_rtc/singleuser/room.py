@@ -49,6 +49,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
         self._watch_key: int | None = None
         self._decided_at = -1
         self._backlog = 0  # bytes pushed to this socket and not yet written out
+        self._backlog_limit = hub_rtc.room_backlog_bytes  # (read once: push runs per frame)
 
     # -- who may connect -------------------------------------------------
 
@@ -115,7 +116,7 @@ class GuardedRoomHandler(YDocWebSocketHandler):
             return
         size = len(frame)
         self._backlog += size
-        if self._backlog > self.rtc.room_backlog_bytes:
+        if self._backlog > self._backlog_limit:
             self.log.warning("hub_rtc: %s's room socket fell %d bytes behind; closed",
                              self._conn.name, self._backlog)
             self.close(CLIENT_STALLED, "hub_rtc: too far behind the room; reconnect")
