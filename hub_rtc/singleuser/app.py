@@ -122,6 +122,12 @@ class HubRTCExtension(ExtensionApp):
         to save memory.  The next update rebuilds it from the room's document.
         0 keeps each mirror as long as its room is open.""",
     ).tag(config=True)
+    @validate("guard_idle_seconds")
+    def _idle_not_negative(self, proposal: dict[str, Any]) -> float:
+        if proposal["value"] < 0:
+            raise TraitError("c.HubRTCExtension.guard_idle_seconds must be 0 (keep) or more")
+        return float(proposal["value"])
+
     room_backlog_bytes = Int(
         MAX_BACKLOG,
         min=1,
@@ -131,11 +137,6 @@ class HubRTCExtension(ExtensionApp):
         not buffer the room's history for it.  The room's largest update (16 MiB by
         default) should fit several times.""",
     ).tag(config=True)
-    @validate("guard_idle_seconds")
-    def _idle_not_negative(self, proposal: dict[str, Any]) -> float:
-        if proposal["value"] < 0:
-            raise TraitError("c.HubRTCExtension.guard_idle_seconds must be 0 (keep) or more")
-        return float(proposal["value"])
 
     owner_kernels_keep_token = Bool(
         False,
