@@ -11,12 +11,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import sqlite3
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ import pytest
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
-from hub_rtc.localhub import REPO, LocalHub
+from hub_rtc.localhub import LocalHub
 from tests.integration.conftest import (
     code_notebook,
     host_session,
@@ -36,7 +34,7 @@ from tests.integration.conftest import (
     start_server,
     wait_for,
 )
-from tests.integration.yclient import YClient, open_session, refused_status
+from tests.integration.yclient import YClient, refused_status, yjs_cells
 
 pytestmark = pytest.mark.integration
 
@@ -239,22 +237,12 @@ def test_members_stay_in_the_session_folder(world: World) -> None:
 
 
 async def test_a_stock_yjs_client_is_guarded_too(world: World, clients: dict[str, YClient]) -> None:
-    node = shutil.which("node")
-    assert node, "node is needed for the Yjs interoperability test (./dev setup installs the rest)"
-    script = REPO / ".node" / "yjs_client.mjs"
-    shutil.copy(Path(__file__).with_name("yjs_client.mjs"), script)
-    file_id, session_id = await open_session(world.hub.url, OWNER, NOTEBOOK, world.tokens[VIEWER])
-    base = world.hub.url.replace("http", "ws", 1) + f"/user/{OWNER}/api/collaboration/room"
+    def run(user: str, cell: str, text: str) -> Awaitable[list[dict[str, Any]]]:
+        return yjs_cells(world.hub.url, OWNER, NOTEBOOK, world.tokens[user], cell, text, 1500)
 
-    def run(user: str, cell: str, text: str) -> list[dict[str, Any]]:
-        out = subprocess.run([node, str(script), base, f"json:notebook:{file_id}", session_id,
-                              world.tokens[user], cell, text, "1500"],
-                             capture_output=True, text=True, timeout=60, check=True)
-        return json.loads(out.stdout)
-
-    viewer_view = await asyncio.to_thread(run, VIEWER, "free", "SECRET-yjs ")
+    viewer_view = await run(VIEWER, "free", "SECRET-yjs ")
     assert "SECRET-yjs" not in json.dumps(viewer_view)  # reverted in the Yjs client itself
-    await asyncio.to_thread(run, EDITOR, "free", "yjs-ok ")
+    await run(EDITOR, "free", "yjs-ok ")
     await clients[OWNER].until(lambda: clients[OWNER].source("free").startswith("yjs-ok "))
     assert "SECRET-yjs" not in json.dumps(clients[OWNER].state())
 

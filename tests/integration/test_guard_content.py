@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import sqlite3
-import subprocess
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +19,7 @@ from typing import Any
 import pytest
 from pycrdt import Array, Decoder, Doc, Encoder, Map, Text, create_sync_message, create_update_message
 
-from hub_rtc.localhub import REPO, LocalHub
+from hub_rtc.localhub import LocalHub
 from tests.integration.conftest import (
     code_notebook,
     host_session,
@@ -30,7 +28,7 @@ from tests.integration.conftest import (
     start_server,
     wait_for,
 )
-from tests.integration.yclient import YClient, close_socket, notebook_socket, open_session
+from tests.integration.yclient import YClient, close_socket, notebook_socket, yjs_cells
 
 pytestmark = pytest.mark.integration
 
@@ -313,23 +311,9 @@ async def test_a_delete_inside_an_emoji_is_refused_and_the_file_stays_whole(
     finally:
         late.close()
     # and a stock Yjs client (JupyterLab's CRDT) joining now reads the same text
-    stock = await yjs_cells(world, EDITOR)
+    stock = await yjs_cells(world.hub.url, OWNER, NOTEBOOK, world.tokens[EDITOR], "free")
     assert next(c for c in stock if c["id"] == "free")["source"] == "".join(free["source"])
 
-
-async def yjs_cells(world: World, user: str) -> list[dict[str, Any]]:
-    """The cells as a stock Yjs client (npm yjs + y-websocket) receives them, as ``user``."""
-    node = shutil.which("node")
-    assert node, "node is needed for the Yjs client (./dev setup installs the rest)"
-    script = REPO / ".node" / "yjs_client.mjs"
-    shutil.copy(Path(__file__).with_name("yjs_client.mjs"), script)
-    file_id, session_id = await open_session(world.hub.url, OWNER, NOTEBOOK, world.tokens[user])
-    base = world.hub.url.replace("http", "ws", 1) + f"/user/{OWNER}/api/collaboration/room"
-    out = await asyncio.to_thread(
-        subprocess.run, [node, str(script), base, f"json:notebook:{file_id}", session_id,
-                         world.tokens[user], "free", "", "500"],
-        capture_output=True, text=True, timeout=60, check=True)
-    return list(json.loads(out.stdout))
 
 
 # -- bounded work ---------------------------------------------------------------------------

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -35,6 +38,7 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 from hub_rtc.guard.frames import client_receive_sync
+from hub_rtc.localhub import REPO
 
 #: the first two bytes of a document update frame (sync, update)
 UPDATE_FRAME = bytes((YMessageType.SYNC, YSyncMessageType.SYNC_UPDATE))
@@ -276,3 +280,21 @@ async def refused_status(hub_url: str, server: str, path: str, token: str) -> in
         return e.code
     ws.close()
     return 101
+
+
+async def yjs_cells(hub_url: str, server: str, path: str, token: str, cell_id: str,
+                    text: str = "", wait_ms: int = 500) -> list[dict[str, Any]]:
+    """Run the stock Yjs client (npm yjs + y-websocket, ``yjs_client.mjs``) on notebook
+    ``path``: it syncs, types ``text`` at the start of ``cell_id``'s source, waits
+    ``wait_ms`` and returns the cells it then holds."""
+    node = shutil.which("node")
+    assert node, "node is needed for the Yjs client (./dev setup installs the rest)"
+    script = REPO / ".node" / "yjs_client.mjs"  # beside the npm packages it imports
+    shutil.copy(Path(__file__).with_name("yjs_client.mjs"), script)
+    file_id, session_id = await open_session(hub_url, server, path, token)
+    base = hub_url.replace("http", "ws", 1) + f"/user/{server}/api/collaboration/room"
+    out = await asyncio.to_thread(
+        subprocess.run, [node, str(script), base, f"json:notebook:{file_id}", session_id, token,
+                         cell_id, text, str(wait_ms)],
+        capture_output=True, text=True, timeout=60, check=True)
+    return list(json.loads(out.stdout))
