@@ -6,6 +6,7 @@ module shapes what they return.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -19,13 +20,33 @@ from ..records import CellRule, Grant, RTCSession, Server, queries
 from ..records.queries import online, principal_names, watcher_names
 
 __all__ = [
-    "grants_by_session", "iso", "load_view", "members_json", "open_url", "path_rules",
+    "Hosting", "grants_by_session", "iso", "load_view", "members_json", "open_url", "path_rules",
     "session_json", "writer_names",
 ]
 
 
 def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+@dataclass(frozen=True)
+class Hosting:
+    """Where a session's documents are served and whether they can be now, as loaded:
+    what a document's place reads of the session's row (plain data, kept between
+    requests where a row could not be)."""
+
+    id: str
+    server_user: str
+    server_name: str
+    root: str
+    state: str
+    hosting_state: str
+    hosting_message: str
+
+    @classmethod
+    def of(cls, row: RTCSession) -> Hosting:
+        return cls(row.id, row.server_user, row.server_name, row.root, row.state,
+                   row.hosting_state, row.hosting_message)
 
 
 def load_view(

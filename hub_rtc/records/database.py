@@ -20,6 +20,7 @@ from alembic import command
 
 from ..resources import alembic_dir
 from .models import metadata, utcnow
+from .revision import REVISION_SQL, access_revision
 
 T = TypeVar("T")
 log = logging.getLogger("hub_rtc.records")
@@ -124,6 +125,9 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        #: a SQLite file's own connection for :meth:`revision` on the event loop
+        self._reader: Any = None
+        self._local = _sqlite_file(url)
 
     def check(self, *, create_if_empty: bool = True) -> None:
         check_schema(self.engine, self.url, create_if_empty=create_if_empty)
@@ -137,5 +141,28 @@ class Database:
         """:meth:`transaction` in a worker thread, so the event loop never blocks on SQL."""
         return await asyncio.to_thread(self.transaction, fn)
 
+    async def revision(self) -> int:
+        """The access revision (:mod:`~hub_rtc.records.revision`).
+
+        On a SQLite file it is read on the event loop: one indexed row of a local
+        file in WAL mode, where a reader never waits for a writer, costs a few
+        microseconds, against a quarter of a millisecond for the trip to a thread.
+        Any other database is read in a worker thread, like everything else.
+        """
+        if not self._local:
+            return await self.run(access_revision)
+        if self._reader is None:
+            self._reader = self.engine.raw_connection()
+        rows = self._reader.driver_connection.execute(REVISION_SQL).fetchall()
+        return int(rows[0][0])
+
     def dispose(self) -> None:
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         self.engine.dispose()
+
+
+def _sqlite_file(url: str) -> bool:
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")

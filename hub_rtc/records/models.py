@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
+    Connection,
     DateTime,
     ForeignKey,
     Index,
@@ -20,10 +23,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from .revision import REVISION_TABLE, create_triggers
 
 
 def utcnow() -> datetime:
@@ -404,3 +410,21 @@ class NotebookBaseline(Base):
 
     def __repr__(self) -> str:
         return f"<NotebookBaseline {self.path}>"
+
+
+class AccessRevision(Base):
+    """One row whose number the database's own triggers move on every change a decision
+    reads (see :mod:`hub_rtc.records.revision`): what the service's cache of loaded
+    records checks instead of loading them again."""
+
+    __tablename__ = REVISION_TABLE
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+@event.listens_for(metadata, "after_create")
+def _revision_triggers(target: MetaData, connection: Connection, **kw: Any) -> None:
+    """A fresh database gets the revision's row and triggers as the migration makes them."""
+    if AccessRevision.__table__ in kw.get("tables", ()):
+        create_triggers(connection)

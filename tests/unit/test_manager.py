@@ -246,6 +246,44 @@ async def test_authorize_uses_the_same_decision(manager: Manager) -> None:
     assert (await manager.decisions.authorize(server, ALICE, "write", Resource(s["id"]))).allowed
 
 
+async def test_kept_decision_records_never_outlive_a_change_from_anywhere(
+        manager: Manager, db_url: str, monkeypatch) -> None:
+    """The records behind ``/authorize`` are kept between calls, and a change made
+    outside this service process (another replica, ``hub-rtc`` commands) is seen at
+    the next call: the database's triggers move the revision the cache checks."""
+    from sqlalchemy import text
+
+    from hub_rtc.decision import Resource
+    from hub_rtc.records import Database
+
+    s = await new_session(manager, members=[{"user": "bob", "role": "editor",
+                                             "expires_at": in_hours(1)}])
+    where = Resource(s["id"])
+
+    async def role() -> str | None:
+        return (await manager.decisions.authorize(BOB, BOB, "read", where)).role
+
+    assert [await role() for _ in range(3)] == ["editor"] * 3
+    assert len(manager.decisions.kept) == 1  # loaded once, then kept
+    elsewhere = Database(db_url)
+    try:
+        with elsewhere.engine.begin() as db:
+            db.execute(text("UPDATE grants SET role = 'viewer'"))
+        assert await role() == "viewer"
+        later = datetime.now(UTC) + timedelta(hours=2)  # expiry is decided at each call
+        monkeypatch.setattr(models, "utcnow", lambda: later)
+        assert await role() is None
+        monkeypatch.undo()
+        with elsewhere.engine.begin() as db:
+            db.execute(text("DELETE FROM grants"))
+        assert await role() is None
+        with elsewhere.engine.begin() as db:
+            db.execute(text("UPDATE sessions SET state = 'ended'"))
+        assert not (await manager.decisions.authorize(ALICE, ALICE, "write", where)).allowed
+    finally:
+        elsewhere.dispose()
+
+
 async def test_time_travel_expires_grants(manager: Manager, monkeypatch) -> None:
     s = await new_session(manager, members=[{"user": "bob", "role": "editor", "expires_at": in_hours(1)}])
     assert (await manager.sessions.get(BOB, s["id"]))["my_role"] == "editor"

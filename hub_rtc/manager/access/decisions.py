@@ -2,22 +2,37 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy.orm import Session
 
 from ...decision import Decision, Principal, Resource, SessionView, decide
-from ...records import models
+from ...records import RTCSession, models
 from ..actor import SCOPE_AUTHORIZE, Actor
 from ..context import Context
 from ..errors import Forbidden
 from ..validate import folder
-from ..views import load_view
+from ..views import Hosting, load_view
+from .kept import Kept
 from .people import People
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What decides on one resource, as loaded: kept between requests (:mod:`.kept`)."""
+
+    principal: Principal
+    #: None: no such session
+    view: SessionView | None
+    hosting: Hosting | None
 
 
 class Decisions:
     def __init__(self, ctx: Context, people: People) -> None:
         self.ctx = ctx
         self.people = people
+        #: the records of recent decisions, while the database's access revision stands
+        self.kept: Kept[Loaded] = Kept(ctx.db)
 
     async def authorize(
         self, caller: Actor, subject: Actor, action: str, resource: Resource
@@ -27,14 +42,21 @@ class Decisions:
             raise Forbidden(f"asking about other users needs the {SCOPE_AUTHORIZE} scope")
         path = folder(resource.path, "path") if resource.path is not None else None
         clean = Resource(resource.session_id, path, resource.cell_id)
-        # One transaction for the principal and the records: this is the hot path.
-        found = await self.ctx.db.run(lambda db: self.load(db, subject, clean))
-        if found is None:  # first sight of this user: register them, then decide
+        found = await self.records(subject, clean)
+        return self.decide(found.principal, action, clean, found.view)
+
+    async def records(self, subject: Actor, resource: Resource) -> Loaded:
+        """What decides on ``resource`` (its path cleaned) for ``subject``: this is the
+        hot path, so the records are kept while the access revision stands and read in
+        one transaction otherwise.  A user never seen before is registered first."""
+        key = (subject.kind, subject.name, subject.groups, resource)
+        found = await self.kept.load(key, lambda db: self._loaded(db, subject, resource))
+        if found is None:
             await self.people.principal(subject)
-            found = await self.ctx.db.run(lambda db: self.load(db, subject, clean))
+            found = await self.kept.load(key, lambda db: self._loaded(db, subject, resource))
         assert found is not None
-        principal, view = found
-        return self.decide(principal, action, clean, view)
+        # the principal's watched groups come from the policy, which may have changed
+        return Loaded(self.people.in_force(subject, found.principal), found.view, found.hosting)
 
     def decide(self, principal: Principal, action: str, resource: Resource,
                view: SessionView | None) -> Decision:
@@ -53,3 +75,11 @@ class Decisions:
             return None
         view = load_view(db, resource.session_id, principal, resource.path, resource.cell_id)
         return principal, view
+
+    def _loaded(self, db: Session, subject: Actor, resource: Resource) -> Loaded | None:
+        found = self.load(db, subject, resource)
+        if found is None:
+            return None
+        principal, view = found
+        row = db.get(RTCSession, resource.session_id) if view is not None else None
+        return Loaded(principal, view, Hosting.of(row) if row is not None else None)

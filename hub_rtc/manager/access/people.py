@@ -99,6 +99,10 @@ class People:
         teams = _teams_if_known(db, actor.name)
         return None if teams is None else self._principal(actor, teams)
 
+    def in_force(self, actor: Actor, kept: Principal) -> Principal:
+        """A principal loaded earlier, under the policy in force now (whom it watches)."""
+        return self._principal(actor, kept.teams) if actor.kind == "user" else kept
+
     def _principal(self, actor: Actor, teams: frozenset[str]) -> Principal:
         return Principal(
             name=actor.name,

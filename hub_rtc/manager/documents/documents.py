@@ -18,9 +18,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from ...decision import Principal, Resource, SessionView
+from ...decision import Resource
 from ...documents import (
     BadEdit,
     CellNotFound,
@@ -36,7 +34,6 @@ from ...documents import (
     replace_source,
 )
 from ...protocol import Channel
-from ...records import RTCSession
 from ..access.decisions import Decisions
 from ..actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE, Actor
 from ..context import Context
@@ -112,29 +109,18 @@ class Documents:
         except Invalid as e:
             clean, kind, bad = None, "notebook", e
         resource = Resource(session_id, clean, cell_id)
-        found = await self.ctx.db.run(lambda db: self._load(db, actor, resource))
-        if found is None:  # first sight of this user: register them, then load again
-            await self.sessions.people.principal(actor)
-            found = await self.ctx.db.run(lambda db: self._load(db, actor, resource))
-        assert found is not None
-        principal, view, row = found
-        self.sessions.standing(actor, principal, view, session_id)  # who may see it, first
+        found = await self.decisions.records(actor, resource)
+        self.sessions.standing(actor, found.principal, found.view, session_id)  # who may see it, first
         if bad is not None:
             raise bad
-        assert clean is not None and row is not None  # (a path document() read; a session seen)
-        place = located(row, clean, kind)
-        decision = self.decisions.decide(principal, action, resource, view)
+        # (a path document() read; a session seen)
+        assert clean is not None and found.hosting is not None
+        place = located(found.hosting, clean, kind)
+        decision = self.decisions.decide(found.principal, action, resource, found.view)
         if not decision.allowed:
             raise Forbidden(f"{actor.name} may not {action} {_what(place.path, cell_id)}: "
                             f"{decision.reason}")
         return place
-
-    def _load(self, db: Session, actor: Actor, resource: Resource
-              ) -> tuple[Principal, SessionView | None, RTCSession | None] | None:
-        loaded = self.decisions.load(db, actor, resource)
-        if loaded is None:
-            return None
-        return (*loaded, db.get(RTCSession, resource.session_id))
 
     # -- the room --------------------------------------------------------------
 
