@@ -50,6 +50,28 @@ async def test_calls_share_one_connection_that_stays_in_step(manager: Manager, s
     assert first != second
 
 
+async def test_a_change_to_a_cell_made_a_moment_ago_catches_up_once(
+        manager: Manager, session_id: str, rooms: Rooms, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change is made on the replica as the room's broadcasts left it (no round trip
+    first); a cell it has not heard of yet is looked for again after one sync."""
+    from hub_rtc.documents import insert_cell
+
+    docs = manager.documents
+    await docs.read(BOB, session_id, "nb.ipynb", rooms)
+    checked = docs._place
+
+    async def and_then_a_new_cell(*args: object):  # made once the checks passed: not yet heard
+        place = await checked(*args)
+        insert_cell(rooms.room().doc, 1, "code", "new\n", cell_id="fresh")
+        return place
+
+    monkeypatch.setattr(docs, "_place", and_then_a_new_cell)
+    got = await docs.replace_source(BOB, session_id, "nb.ipynb", "fresh", "# bob\n", rooms)
+    assert got["index"] == 1 and got["cell"]["source"] == "# bob\n"
+    assert rooms.room().source("fresh") == "# bob\n"
+    assert len(rooms.opened) == 1  # the same replica
+
+
 async def test_each_user_has_a_replica_of_their_own(manager: Manager, session_id: str,
                                                     rooms: Rooms) -> None:
     await manager.documents.read(CAROL, session_id, "nb.ipynb", rooms)

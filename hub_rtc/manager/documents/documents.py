@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from ...decision import Resource
@@ -26,6 +27,7 @@ from ...documents import (
     DocumentClient,
     DocumentError,
     NoAnswer,
+    Outcome,
     append_source,
     cell_json,
     delete_cell,
@@ -125,12 +127,13 @@ class Documents:
     # -- the room --------------------------------------------------------------
 
     @asynccontextmanager
-    async def _replica(self, actor: Actor, place: Place, rooms: RoomOpener
-                       ) -> AsyncIterator[DocumentClient]:
+    async def _replica(self, actor: Actor, place: Place, rooms: RoomOpener, *,
+                       catch_up: bool = True) -> AsyncIterator[DocumentClient]:
         """A replica of the notebook, synced with its room as ``actor``: a warm one kept
-        between calls, or one opened for this call and closed afterwards."""
+        between calls (``catch_up``: synced once more first), or one opened for this
+        call and closed afterwards."""
         try:
-            async with self._client(actor, place, rooms) as client:
+            async with self._client(actor, place, rooms, catch_up) as client:
                 yield client
         except NoAnswer as e:
             raise Unavailable(f"the shared server did not answer for {place.path!r}: {e}") from None
@@ -141,11 +144,12 @@ class Documents:
                               ) from None
 
     @asynccontextmanager
-    async def _client(self, actor: Actor, place: Place, rooms: RoomOpener
+    async def _client(self, actor: Actor, place: Place, rooms: RoomOpener, catch_up: bool
                       ) -> AsyncIterator[DocumentClient]:
         if self.replicas is not None:
             key = (place.server, place.server_path, actor.name)
-            async with self.replicas.use(key, lambda: self._open(actor, place, rooms)) as client:
+            opener = partial(self._open, actor, place, rooms)
+            async with self.replicas.use(key, opener, catch_up=catch_up) as client:
                 yield client
             return
         channel = await self._open(actor, place, rooms)
@@ -181,8 +185,10 @@ class Documents:
             raise Forbidden(f"changing documents needs the {SCOPE_DOCUMENTS_WRITE} scope")
         place = await self._place(actor, session_id, path, "write", cell_id)
         try:
-            async with self._replica(actor, place, rooms) as client:
-                outcome = await client.apply(edit)
+            # No catching up first: the change's confirmation is a sync, whose answer
+            # brings what others changed meanwhile (one round trip to the room, not two).
+            async with self._replica(actor, place, rooms, catch_up=False) as client:
+                outcome = await _apply(client, edit)
                 if not outcome.held:
                     log.info("the room reverted %s's change to %s", actor.name,
                              _what(place.path, outcome.change.cell_id))
@@ -195,6 +201,17 @@ class Documents:
             raise NotFound(f"{place.path}: {e}") from None
         except BadEdit as e:
             raise Invalid(str(e)) from None
+
+
+async def _apply(client: DocumentClient, edit: Callable[[Any], Change]) -> Outcome:
+    """``edit`` made on the replica as it stands, which the room's broadcasts keep
+    current: a cell or an index it does not know may be one made a moment ago, so
+    it catches up once before saying so."""
+    try:
+        return await client.apply(edit)
+    except (CellNotFound, BadEdit):
+        await client.sync()
+        return await client.apply(edit)
 
 
 def _cell_result(client: DocumentClient, cell_id: str) -> dict[str, Any]:

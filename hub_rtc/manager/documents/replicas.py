@@ -2,9 +2,11 @@
 
 Opening a room and syncing the whole notebook on every call cost 20-odd ms; a
 replica kept open between calls is already in step (it reads the room's
-broadcasts as they come), so a call costs one sync round trip: the room's
-answer then carries only what the replica lacks, and a change is confirmed the
-same way as before (:class:`~hub_rtc.documents.DocumentClient`).
+broadcasts as they come).  A read costs one sync round trip, so that it holds
+everything the room had when the call came; the room's answer carries only
+what the replica lacks.  A change is made on the replica as it stands and
+confirmed the same way as before (:class:`~hub_rtc.documents.DocumentClient`),
+whose sync brings what others changed meanwhile: one round trip, not two.
 
 A replica is the user's own room connection, opened as that user: the room
 enforces and attributes exactly as for a fresh one, and closes it when the
@@ -55,8 +57,10 @@ class Replicas:
         return len(self._warm)
 
     @asynccontextmanager
-    async def use(self, key: Key, open_channel: Open) -> AsyncIterator[DocumentClient]:
-        """The replica of ``key``, in step with its room, for one call at a time."""
+    async def use(self, key: Key, open_channel: Open, *, catch_up: bool = True
+                  ) -> AsyncIterator[DocumentClient]:
+        """The replica of ``key``, for one call at a time: in step with its room
+        (``catch_up``: one sync round trip first), or as the room's broadcasts left it."""
         warm = self._warm.get(key)
         if warm is not None and warm.client.closed:
             self._drop(key)  # its room closed it (a restart, access withdrawn): a fresh one
@@ -66,7 +70,7 @@ class Replicas:
             warm = await self._open(key, open_channel)
         async with warm.turn:
             try:
-                if not fresh:
+                if catch_up and not fresh:
                     await warm.client.sync()  # what others changed since the last call
                 yield warm.client
             except (CellNotFound, BadEdit):
