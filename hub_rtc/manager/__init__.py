@@ -46,12 +46,13 @@ class Manager:
         principals = Principals(self.ctx, self.people)
         shares = Shares(self.ctx)
         self.hosting = Hosting(self.ctx, shares)
-        self.sessions = Sessions(self.ctx, self.people, principals, self.hosting, shares)
+        self.decisions = Decisions(self.ctx, self.people)
+        self.sessions = Sessions(self.ctx, self.people, principals, self.hosting, shares,
+                                 self.decisions)
         self.members = Members(self.ctx, self.sessions, principals, self.people, self.hosting, shares)
         self.cells = Cells(self.ctx, self.sessions, principals, self.people, self.hosting)
         self.teams = Teams(self.ctx, self.people, self.hosting)
         self.activity = Activity(self.ctx, self.sessions, self.people)
-        self.decisions = Decisions(self.ctx, self.people)
         self.documents = Documents(self.ctx, self.sessions, self.decisions,
                                    replica_seconds=replica_seconds)
         self.servers = Servers(self.ctx, self.people, self.hosting, shares)

@@ -20,7 +20,7 @@ from ..records import CellRule, Grant, RTCSession, Server, queries
 from ..records.queries import online, principal_names, watcher_names
 
 __all__ = [
-    "Hosting", "grants_by_session", "iso", "load_view", "members_json", "open_url", "path_rules",
+    "Serving", "grants_by_session", "iso", "load_view", "members_json", "open_url", "path_rules",
     "session_json", "writer_names",
 ]
 
@@ -30,7 +30,7 @@ def iso(value: datetime | None) -> str | None:
 
 
 @dataclass(frozen=True)
-class Hosting:
+class Serving:
     """Where a session's documents are served and whether they can be now, as loaded:
     what a document's place reads of the session's row (plain data, kept between
     requests where a row could not be)."""
@@ -44,7 +44,7 @@ class Hosting:
     hosting_message: str
 
     @classmethod
-    def of(cls, row: RTCSession) -> Hosting:
+    def of(cls, row: RTCSession) -> Serving:
         return cls(row.id, row.server_user, row.server_name, row.root, row.state,
                    row.hosting_state, row.hosting_message)
 

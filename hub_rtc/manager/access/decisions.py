@@ -12,7 +12,7 @@ from ..actor import SCOPE_AUTHORIZE, Actor
 from ..context import Context
 from ..errors import Forbidden
 from ..validate import folder
-from ..views import Hosting, load_view
+from ..views import Serving, load_view
 from .kept import Kept
 from .people import People
 
@@ -24,7 +24,7 @@ class Loaded:
     principal: Principal
     #: None: no such session
     view: SessionView | None
-    hosting: Hosting | None
+    serving: Serving | None
 
 
 class Decisions:
@@ -56,7 +56,7 @@ class Decisions:
             found = await self.kept.load(key, lambda db: self._loaded(db, subject, resource))
         assert found is not None
         # the principal's watched groups come from the policy, which may have changed
-        return Loaded(self.people.in_force(subject, found.principal), found.view, found.hosting)
+        return Loaded(self.people.in_force(subject, found.principal), found.view, found.serving)
 
     def decide(self, principal: Principal, action: str, resource: Resource,
                view: SessionView | None) -> Decision:
@@ -82,4 +82,4 @@ class Decisions:
             return None
         principal, view = found
         row = db.get(RTCSession, resource.session_id) if view is not None else None
-        return Loaded(principal, view, Hosting.of(row) if row is not None else None)
+        return Loaded(principal, view, Serving.of(row) if row is not None else None)

@@ -116,8 +116,8 @@ class Documents:
         if bad is not None:
             raise bad
         # (a path document() read; a session seen)
-        assert clean is not None and found.hosting is not None
-        place = located(found.hosting, clean, kind)
+        assert clean is not None and found.serving is not None
+        place = located(found.serving, clean, kind)
         decision = self.decisions.decide(found.principal, action, resource, found.view)
         if not decision.allowed:
             raise Forbidden(f"{actor.name} may not {action} {_what(place.path, cell_id)}: "

@@ -24,7 +24,7 @@ from ..hosting.hosting import serves
 from ..ports import OpenFailure, ServerKey
 from ..sessions.sessions import Sessions
 from ..validate import folder
-from ..views import Hosting
+from ..views import Serving
 
 log = logging.getLogger("hub_rtc.documents")
 
@@ -75,7 +75,7 @@ async def place(ctx: Context, sessions: Sessions, actor: Actor, session_id: str,
     return located(row, clean, kind, relayed=relayed)
 
 
-def located(row: RTCSession | Hosting, clean: str, kind: DocType, *, relayed: bool = False) -> Place:
+def located(row: RTCSession | Serving, clean: str, kind: DocType, *, relayed: bool = False) -> Place:
     """The place of ``clean`` (from :func:`document`) in the session of ``row``, once the
     actor may see it; Conflict when the session cannot serve documents now."""
     _require_serving(row, relayed)
@@ -101,7 +101,7 @@ def on_server(root: str, path: str) -> str:
     return "/".join(p for p in (root.strip("/"), path) if p)
 
 
-def _require_serving(row: RTCSession | Hosting, relayed: bool) -> None:
+def _require_serving(row: RTCSession | Serving, relayed: bool) -> None:
     if row.state != "active":
         raise Conflict(f"session {row.id} has ended; its documents can no longer be opened")
     if relayed and row.hosting_state == "unmanaged":

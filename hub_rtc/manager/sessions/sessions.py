@@ -7,9 +7,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
-from ...decision import Principal, SessionView, Standing, creation, effective_role
+from ...decision import Principal, Resource, SessionView, Standing, creation, effective_role
 from ...records import Grant, RTCSession, Team, User, models
 from ...records.queries import online
+from ..access.decisions import Decisions
 from ..access.people import People
 from ..access.principals import Principals
 from ..actor import SCOPE_ADMIN, Actor
@@ -27,9 +28,10 @@ LISTS = ("visible", "mine", "shared", "watched", "all")
 
 class Sessions:
     def __init__(self, ctx: Context, people: People, principals: Principals, hosting: Hosting,
-                 shares: Shares) -> None:
+                 shares: Shares, decisions: Decisions) -> None:
         self.ctx = ctx
         self.people = people
+        self.decisions = decisions
         self.principals = principals
         self.hosting = hosting
         self.shares = shares
@@ -37,10 +39,10 @@ class Sessions:
     # -- access ------------------------------------------------------------
 
     async def access(self, actor: Actor, session_id: str) -> Standing:
-        """The actor's standing in a session; 404 if none, 403 if outside their reach."""
-        principal = await self.people.principal(actor)
-        view = await self.ctx.db.run(lambda db: load_view(db, session_id, principal))
-        return self.standing(actor, principal, view, session_id)
+        """The actor's standing in a session; 404 if none, 403 if outside their reach
+        (from the records kept for decisions, while they stand)."""
+        found = await self.decisions.records(actor, Resource(session_id))
+        return self.standing(actor, found.principal, found.view, session_id)
 
     def standing(self, actor: Actor, principal: Principal, view: SessionView | None,
                  session_id: str) -> Standing:
@@ -64,20 +66,8 @@ class Sessions:
     # -- reading -------------------------------------------------------------
 
     async def get(self, actor: Actor, session_id: str) -> dict[str, Any]:
-        """The session as the actor may see it: who they are, their standing and the
-        answer read in one transaction (one trip to the database's thread, not three)."""
-        base, kernels = self.ctx.hub_base_url, self.ctx.policy.kernel_isolation
-
-        def read(db: Session) -> dict[str, Any] | None:
-            principal = self.people.principal_in(db, actor)
-            if principal is None:
-                return None  # a user never seen before: recorded first, below
-            standing = self.standing(actor, principal, load_view(db, session_id, principal), session_id)
-            return session_json(db, _get(db, session_id), standing.role, base, kernel_policy=kernels)
-
-        found = await self.ctx.db.run(read)
-        if found is not None:
-            return found
+        """The session as the actor may see it: their standing from the kept records,
+        then the answer in one transaction."""
         access = await self.access(actor, session_id)
         return await self.json_of(session_id, access.role)
 
