@@ -64,7 +64,7 @@ class Documents:
                     notebooks_only: bool = False, relayed: bool = False) -> Place:
         """Where a document of the session lives, for the relay, this API and the pages
         (see :func:`~hub_rtc.manager.documents.place.place`)."""
-        return await find_place(self.ctx, self.sessions, actor, session_id, path, doc_type=doc_type,
+        return await find_place(self.sessions, actor, session_id, path, doc_type=doc_type,
                                 notebooks_only=notebooks_only, relayed=relayed)
 
     # -- the operations ------------------------------------------------------

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from ...decision import Resource
 from ...protocol import ACCESS_WITHDRAWN, BAD_REQUEST, NOT_FOUND
 from ...records import RTCSession
 from ..actor import Actor
-from ..context import Context
 from ..errors import Conflict, Forbidden, Invalid, NotFound, RTCError, Unavailable
 from ..hosting.hosting import serves
 from ..ports import OpenFailure, ServerKey
@@ -54,7 +54,7 @@ class Place:
     doc_type: DocType = "notebook"
 
 
-async def place(ctx: Context, sessions: Sessions, actor: Actor, session_id: str, path: str, *,
+async def place(sessions: Sessions, actor: Actor, session_id: str, path: str, *,
                 doc_type: str | None = None, notebooks_only: bool = False,
                 relayed: bool = False) -> Place:
     """The document ``path`` (below the session's folder) of session ``session_id``,
@@ -68,11 +68,12 @@ async def place(ctx: Context, sessions: Sessions, actor: Actor, session_id: str,
     relay also refuses a session whose hub access the service does not
     manage, since it reaches servers with the service's own access.
     """
-    await sessions.access(actor, session_id)
-    row = await ctx.db.run(lambda db: db.get(RTCSession, session_id))
-    assert row is not None  # access() found it
+    # the standing's records carry where the session is served: no second load
+    found = await sessions.decisions.records(actor, Resource(session_id))
+    sessions.standing(actor, found.principal, found.view, session_id)
+    assert found.serving is not None  # standing() found the session
     clean, kind = document(path, doc_type, notebooks_only=notebooks_only)
-    return located(row, clean, kind, relayed=relayed)
+    return located(found.serving, clean, kind, relayed=relayed)
 
 
 def located(row: RTCSession | Serving, clean: str, kind: DocType, *, relayed: bool = False) -> Place:
