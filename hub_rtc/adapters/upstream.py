@@ -86,6 +86,8 @@ class UpstreamRoom:
         self.file_id = file_id
         self.session_id = session_id
         self._closed = False
+        #: the close has been read
+        self._ended = False
 
     def send(self, frame: bytes) -> Awaitable[None]:
         if self._closed:
@@ -105,10 +107,13 @@ class UpstreamRoom:
             raise RoomClosed(self.room_id) from None
 
     async def recv(self) -> bytes | None:
-        if self._closed:
-            return None
+        if self._closed or self._ended:
+            return None  # (tornado queues the close once: another read would wait forever)
         message = await self._ws.read_message()
-        return None if message is None else _as_bytes(message)
+        if message is None:
+            self._ended = True
+            return None
+        return _as_bytes(message)
 
     async def listen(self, on_frame: OnFrame) -> None:
         """Push every frame to ``on_frame`` as tornado reads it, until the socket closes
@@ -123,18 +128,18 @@ class UpstreamRoom:
         ``on_message`` is replaced, and only the close still comes through the
         queue (as None)."""
         ws = self._ws
-        if self._closed:
-            return
         while ws.read_queue.qsize():  # (more may queue meanwhile: until none is left)
-            message = await ws.read_message()
-            if message is None:
+            frame = await self.recv()
+            if frame is None:
                 return
-            pending = on_frame(_as_bytes(message))
+            pending = on_frame(frame)
             if pending is not None:
                 await pending
+        if self._closed or self._ended:
+            return
         # no await since the queue was seen empty: no frame can slip past in between
         ws.on_message = lambda message: on_frame(_as_bytes(message))  # type: ignore[method-assign]
-        while await ws.read_message() is not None:
+        while await self.recv() is not None:
             pass  # (nothing else is queued now)
 
     @property

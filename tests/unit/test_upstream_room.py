@@ -14,7 +14,7 @@ from tornado.netutil import bind_sockets
 from tornado.web import Application
 from tornado.websocket import WebSocketHandler, websocket_connect
 
-from hub_rtc.adapters.upstream import UpstreamRoom
+from hub_rtc.adapters.upstream import RoomClosed, UpstreamRoom
 
 
 class Room(WebSocketHandler):
@@ -31,13 +31,24 @@ class Room(WebSocketHandler):
             await self.write_message(frame, binary=isinstance(frame, bytes))
 
 
+class Received(WebSocketHandler):
+    """Keeps what the client sends, in ``received``."""
+
+    def open(self, *args: Any) -> None:
+        self.received: list[bytes | str] = []
+        self.settings["opened"].set_result(self)
+
+    def on_message(self, message: bytes | str) -> None:
+        self.received.append(message)
+
+
 class Served:
     def __init__(self, port: int, opened: asyncio.Future[Room]) -> None:
         self.port = port
         self.opened = opened
 
-    async def connect(self) -> tuple[UpstreamRoom, Room]:
-        ws = await websocket_connect(f"ws://127.0.0.1:{self.port}/room")
+    async def connect(self, path: str = "/room") -> tuple[UpstreamRoom, Any]:
+        ws = await websocket_connect(f"ws://127.0.0.1:{self.port}{path}")
         return UpstreamRoom(ws, "json:notebook:f", "f", "s"), await self.opened
 
 
@@ -45,7 +56,7 @@ class Served:
 async def served() -> AsyncIterator[Served]:
     opened: asyncio.Future[Room] = asyncio.get_running_loop().create_future()
     sockets = bind_sockets(0, "127.0.0.1")
-    server = HTTPServer(Application([("/room", Room)], opened=opened))
+    server = HTTPServer(Application([("/room", Room), ("/received", Received)], opened=opened))
     server.add_sockets(sockets)
     yield Served(sockets[0].getsockname()[1], opened)
     server.stop()
@@ -111,3 +122,29 @@ async def test_listening_on_a_closed_link_ends_at_once(served: Served) -> None:
     link.close()
     await asyncio.wait_for(link.listen(lambda frame: None), 1)
     assert await link.recv() is None
+
+
+async def test_frames_sent_arrive_in_order_and_a_closed_link_refuses_more(served: Served) -> None:
+    link, room = await served.connect("/received")
+    for i in range(20):
+        await link.send(b"\x00\x02%d" % i)
+    await until(lambda: len(room.received) == 20)
+    assert room.received == [b"\x00\x02%d" % i for i in range(20)]
+    link.close()
+    with pytest.raises(RoomClosed):
+        await link.send(b"\x00\x02late")
+    await asyncio.sleep(0.1)
+    assert len(room.received) == 20
+
+
+async def test_a_dropped_connection_ends_listening_and_every_later_read(served: Served) -> None:
+    """A killed server sends no close frame; tornado queues the close only once, so a
+    read after it must not wait for another that never comes."""
+    link, room = await served.connect()
+    listening = asyncio.ensure_future(link.listen(lambda frame: None))
+    await asyncio.sleep(0.05)
+    room.ws_connection.stream.close()  # the server is killed
+    await asyncio.wait_for(listening, 3)
+    assert link.close_code is None  # no close frame: the relay reconnects (codes.TRANSIENT)
+    assert await asyncio.wait_for(link.recv(), 1) is None
+    assert await asyncio.wait_for(link.recv(), 1) is None
