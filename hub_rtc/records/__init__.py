@@ -16,6 +16,7 @@ from .models import (
     TeamMember,
     User,
     Watcher,
+    hold,
     metadata,
     utcnow,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "User",
     "Watcher",
     "backup_sqlite",
+    "hold",
     "check_schema",
     "metadata",
     "upgrade",

@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     event,
     select,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -89,6 +90,7 @@ class User(Base):
     @classmethod
     def find(cls, db: Session, name: str) -> User | None:
         return db.scalar(select(cls).where(cls.name == name))
+
 
 
 class Team(Base):
@@ -428,3 +430,17 @@ def _revision_triggers(target: MetaData, connection: Connection, **kw: Any) -> N
     """A fresh database gets the revision's row and triggers as the migration makes them."""
     if AccessRevision.__table__ in kw.get("tables", ()):
         create_triggers(connection)
+
+
+def hold(db: Session, model: type[User] | type[RTCSession], row_id: str) -> None:
+    """Lock one row until the transaction ends, before reading what a limit on it
+    counts (a user's sessions, a session's members): a second transaction holding
+    it waits, then reads what the first wrote.
+
+    It writes a column no access-revision trigger watches to itself: PostgreSQL
+    then locks the row as ``FOR UPDATE`` would, and SQLite, which ignores ``FOR
+    UPDATE``, takes its write lock before the read instead of at the insert."""
+    if model is User:
+        db.execute(update(User).where(User.id == row_id).values(display_name=User.display_name))
+    else:
+        db.execute(update(RTCSession).where(RTCSession.id == row_id).values(title=RTCSession.title))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -74,6 +75,35 @@ async def test_policy_limits(manager: Manager) -> None:
         await new_session(manager, who=CAROL)
     manager.ctx.policy.creator_groups = {"cs101"}
     assert (await new_session(manager, who=CAROL))["owner"] == "carol"
+
+
+async def test_concurrent_creates_never_pass_the_session_limit_together(manager: Manager) -> None:
+    """Each create counts its owner's sessions, then inserts: two at once must not
+    both count the same number (on PostgreSQL they did, on SQLite too)."""
+    manager.ctx.policy.max_sessions_per_user = 1
+    for who in (ALICE, BOB, CAROL):
+        results = await asyncio.gather(*(new_session(manager, who=who) for _ in range(4)),
+                                       return_exceptions=True)
+        made = [r for r in results if isinstance(r, dict)]
+        refused = [r for r in results if isinstance(r, Forbidden)]
+        assert (len(made), len(refused)) == (1, 3), results
+        assert len(await manager.sessions.list(who)) == 1
+
+
+async def test_concurrent_grants_never_pass_the_member_limit_or_grant_twice(manager: Manager) -> None:
+    manager.ctx.policy.max_members_per_session = 1
+    s = await new_session(manager)
+    put = manager.members.put
+    results = await asyncio.gather(*(put(ALICE, s["id"], "user", name, {"role": "viewer"})
+                                     for name in ("bob", "carol", "dave")), return_exceptions=True)
+    assert sorted(type(r).__name__ for r in results) == ["Forbidden", "Forbidden", "tuple"], results
+    assert len(await manager.members.list(ALICE, s["id"])) == 1
+    # the same new member twice at once: one grant, made once, then changed
+    manager.ctx.policy.max_members_per_session = 5
+    results = await asyncio.gather(*(put(ALICE, s["id"], "user", "ida", {"role": role})
+                                     for role in ("viewer", "editor")), return_exceptions=True)
+    assert sorted(created for _member, created in results) == [False, True], results
+    assert len(await manager.members.list(ALICE, s["id"])) == 2
 
 
 async def test_lifetime_policy(manager: Manager) -> None:

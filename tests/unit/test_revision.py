@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from hub_rtc.manager.access.kept import Kept
-from hub_rtc.records import Database, upgrade
+from hub_rtc.records import Database, RTCSession, User, hold, upgrade
 from hub_rtc.records.revision import WATCHED, access_revision
 
 ROWS = [
@@ -74,6 +74,14 @@ def test_every_change_a_decision_reads_moves_the_revision_and_nothing_else(
         with database.engine.begin() as conn:
             assert conn.execute(text(sql)).rowcount > 0, sql  # the change did change a row
         assert (_revision(database) > before) == counts, sql
+
+
+def test_holding_a_row_for_a_limit_moves_nothing(database: Database) -> None:
+    before = _revision(database)
+    database.transaction(lambda db: (hold(db, User, "u1"), hold(db, RTCSession, "s1")))
+    assert _revision(database) == before
+    assert database.transaction(lambda db: (db.get(User, "u1").display_name,
+                                            db.get(RTCSession, "s1").title)) == ("", "Lab")
 
 
 def test_a_change_counts_only_once_committed(database: Database) -> None:

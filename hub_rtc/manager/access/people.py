@@ -6,6 +6,7 @@ import hashlib
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ...decision import Principal
@@ -65,7 +66,13 @@ class People:
         hub = await self.ctx.directory.user(name)
         created = hub.created if hub else None
         renamed_from = await self._renamed_from(name, created)
-        return await self.ctx.db.run(lambda db: _ensure(db, name, created, renamed_from))
+        try:
+            return await self.ctx.db.run(lambda db: _ensure(db, name, created, renamed_from))
+        except IntegrityError:  # a concurrent first request of theirs made it meanwhile
+            known = await self.ctx.db.run(lambda db: User.find(db, name))
+            if known is None:
+                raise
+            return known
 
     async def _renamed_from(self, name: str, created: object) -> str | None:
         """The old name of a renamed user: same hub creation time, old name gone."""

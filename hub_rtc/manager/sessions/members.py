@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ...records import Grant, RTCSession, Team, User
+from ...records import Grant, RTCSession, Team, User, hold
 from ...records.queries import audience
 from ..access.people import People
 from ..access.principals import PrincipalKey, Principals, ResolvedGrant
@@ -64,6 +64,7 @@ class Members:
         self, db: Session, session_id: str, grant: ResolvedGrant, by: str | None
     ) -> bool:
         key, role, expires = grant
+        hold(db, RTCSession, session_id)  # two grants at once: counted, or found, in turn
         row = _find(db, session_id, key)
         if row is None:
             self.principals.check_count(_count(db, session_id) + 1)

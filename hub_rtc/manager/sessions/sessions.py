@@ -8,7 +8,7 @@ from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from ...decision import Principal, Resource, SessionView, Standing, creation, effective_role
-from ...records import Grant, RTCSession, Team, User, models
+from ...records import Grant, RTCSession, Team, User, hold, models
 from ...records.queries import online
 from ..access.decisions import Decisions
 from ..access.people import People
@@ -127,6 +127,7 @@ class Sessions:
         values["hosting_state"], values["hosting_message"] = self.hosting.initial_state(host)
 
         def insert(db: Session) -> str:
+            hold(db, User, owner.id)  # two creates at once count one after the other
             _refuse(creation.owned_refusal(_active_owned(db, owner.id), actor.is_admin, policy))
             row = RTCSession(owner_id=owner.id, **values)
             db.add(row)
