@@ -1,6 +1,6 @@
 """The records: the service's own SQL database (SQLAlchemy 2 models, alembic)."""
 
-from .database import Database, SchemaMismatch, backup_sqlite, check_schema, upgrade
+from .database import Database, DatabaseUnavailable, SchemaMismatch, backup_sqlite, check_schema, upgrade
 from .models import (
     ActivityEvent,
     CellBaseline,
@@ -27,6 +27,7 @@ __all__ = [
     "CellRule",
     "CellRuleWriter",
     "Database",
+    "DatabaseUnavailable",
     "Grant",
     "HubShare",
     "NotebookBaseline",

@@ -14,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alembic import command
@@ -28,6 +29,29 @@ log = logging.getLogger("hub_rtc.records")
 
 class SchemaMismatch(RuntimeError):
     """The database is not at the revision this code expects."""
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The database could not be reached (or, for SQLite, stayed locked) for one
+    transaction, which was rolled back or never began: worth trying again.  The
+    web layer answers it with 503."""
+
+
+#: what SQLite says when the fault is the file, not the statement
+_SQLITE_TRANSIENT = ("database is locked", "unable to open database file", "disk i/o error")
+
+
+def unavailable(e: DBAPIError, dialect: str) -> bool:
+    """Whether ``e`` means "the database is not there right now" rather than a bad
+    statement.  PostgreSQL's drivers raise OperationalError and InterfaceError only
+    for the connection and the server (refused, reset, shut down, restarting); SQLite
+    raises OperationalError for a bad statement too, so its message is read."""
+    if e.connection_invalidated:
+        return True
+    if dialect != "sqlite":
+        return isinstance(e, (OperationalError, InterfaceError))
+    return isinstance(e, OperationalError) and any(
+        words in str(e.orig).lower() for words in _SQLITE_TRANSIENT)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -133,9 +157,21 @@ class Database:
         check_schema(self.engine, self.url, create_if_empty=create_if_empty)
 
     def transaction(self, fn: Callable[[Session], T]) -> T:
-        """Run ``fn`` in one transaction: committed if it returns, rolled back if it raises."""
-        with self.sessions.begin() as db:
-            return fn(db)
+        """Run ``fn`` in one transaction: committed if it returns, rolled back if it raises.
+
+        Raises :class:`DatabaseUnavailable` if the database cannot be reached.  A
+        connection lost during the commit itself leaves the outcome unknown: the
+        caller is told to try again, and a retried change finds what committed.
+        """
+        try:
+            with self.sessions.begin() as db:
+                return fn(db)
+        except DBAPIError as e:
+            if not unavailable(e, self.engine.dialect.name):
+                raise
+            raise DatabaseUnavailable(
+                f"the service's database cannot be reached right now ({type(e.orig).__name__}); "
+                "try again shortly") from e
 
     async def run(self, fn: Callable[[Session], T]) -> T:
         """:meth:`transaction` in a worker thread, so the event loop never blocks on SQL."""

@@ -13,6 +13,7 @@ from ...adapters.hub import HubClient
 from ...manager import Actor, Manager, RTCError
 from ...manager.actor import SCOPE_SESSIONS, server_token_refusal
 from ...manager.errors import BadRequest, TooLarge
+from ...records import DatabaseUnavailable
 from ..spec import check
 
 log = logging.getLogger("hub_rtc.service")
@@ -110,6 +111,10 @@ class APIHandler(HubOAuthenticated, RequestHandler):
         if isinstance(exc, RTCError):
             self.set_status(exc.status)
             return exc.status, exc.message
+        if isinstance(exc, DatabaseUnavailable):
+            self.set_status(503)
+            self.set_header("Retry-After", "5")
+            return 503, str(exc)
         if isinstance(exc, HTTPError) and exc.log_message:
             return status_code, exc.log_message % exc.args if exc.args else exc.log_message
         return status_code, self._reason
@@ -122,5 +127,9 @@ class APIHandler(HubOAuthenticated, RequestHandler):
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, RTCError):
             log.info("%s %s: %d %s", self.request.method, self.request.path, value.status, value.message)
+            return
+        if isinstance(value, DatabaseUnavailable):  # a fault to see, but no traceback to read
+            log.warning("%s %s: 503 %s (%s)", self.request.method, self.request.path, value,
+                        value.__cause__)
             return
         super().log_exception(typ, value, tb)
