@@ -302,16 +302,9 @@ class RTCService(Application):
         )
 
     def _log_request(self, handler: Any) -> None:
-        """One line per request: a successful read at DEBUG (scripts and pages poll;
-        at INFO they filled the log, and building each line cost 5% of a call),
-        a change at INFO, a refusal or failure at WARNING."""
+        """One line per request, at :func:`request_log_level`."""
         status, method = handler.get_status(), handler.request.method
-        if status >= 400:
-            level = logging.WARNING
-        elif method in ("GET", "HEAD", "OPTIONS"):
-            level = logging.DEBUG
-        else:
-            level = logging.INFO
+        level = request_log_level(status, method)
         if self.log.isEnabledFor(level):
             self.log.log(level, "%d %s %s %.1fms", status, method, handler.request.uri,
                          1000.0 * handler.request.request_time())
@@ -345,3 +338,15 @@ class RTCService(Application):
             except Exception:  # one failed pass must not end the sweeping
                 self.log.exception("the sweep failed; trying again in %g s", self.sweep_seconds)
             await asyncio.sleep(self.sweep_seconds)
+
+
+def request_log_level(status: int, method: str) -> int:
+    """How loud a request's line is: a successful read at DEBUG (scripts and pages
+    poll; at INFO they filled the log, and building each line cost 5% of a call);
+    a change, or a refusal (4xx: the rules at work, or a caller's mistake), at INFO;
+    a failure of the service or of what it needs (5xx) at WARNING."""
+    if status >= 500:
+        return logging.WARNING
+    if status >= 400 or method not in ("GET", "HEAD", "OPTIONS"):
+        return logging.INFO
+    return logging.DEBUG

@@ -225,7 +225,9 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
 
     def _refused(self, handler: Any, name: str, check: Target, why: str, access: Access,
                  ) -> tuple[bool, Access]:
-        self.log.warning("hub_rtc: refused %s %s %s to %s: %s", check.action,
+        # INFO: the rules at work (JupyterLab asks for what a viewer may not have);
+        # what only an attack does (the server's own token) is a WARNING elsewhere
+        self.log.info("hub_rtc: refused %s %s %s to %s: %s", check.action,
                          handler.request.method, handler.request.path, name, why)
         return False, access
 

@@ -161,3 +161,20 @@ def test_service_reads_the_handover(monkeypatch, tmp_path) -> None:
     app.initialize([])
     assert app.db_url == url and app.policy.max_members_per_session == 3
     app.db.dispose()
+
+
+def test_the_request_log_keeps_warnings_for_failures() -> None:
+    """A refusal is the rules at work (INFO); only the service failing is a WARNING;
+    successful reads, which scripts and pages poll, stay out of the INFO log."""
+    import logging
+
+    from hub_rtc.service.app import request_log_level
+
+    assert request_log_level(200, "GET") == logging.DEBUG
+    assert request_log_level(204, "HEAD") == logging.DEBUG
+    assert request_log_level(201, "POST") == logging.INFO
+    for status in (400, 403, 404, 409, 413, 422):
+        assert request_log_level(status, "GET") == logging.INFO
+        assert request_log_level(status, "PUT") == logging.INFO
+    for status in (500, 502, 503):
+        assert request_log_level(status, "GET") == logging.WARNING
