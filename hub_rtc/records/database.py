@@ -161,7 +161,7 @@ class Database:
 
         Raises :class:`DatabaseUnavailable` if the database cannot be reached.  A
         connection lost during the commit itself leaves the outcome unknown: the
-        caller is told to try again, and a retried change finds what committed.
+        caller is told to try again, and should read before repeating a create.
         """
         try:
             with self.sessions.begin() as db:

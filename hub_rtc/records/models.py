@@ -92,7 +92,6 @@ class User(Base):
         return db.scalar(select(cls).where(cls.name == name))
 
 
-
 class Team(Base):
     __tablename__ = "teams"
 

@@ -24,7 +24,7 @@ from ..adapters.hub import HubClient
 from ..adapters.upstream import HubRoutes, Upstream
 from ..manager import HostingSettings, Manager
 from ..policy import RTCPolicy
-from ..records import Database, SchemaMismatch
+from ..records import Database, DatabaseUnavailable, SchemaMismatch
 from ..relay import RelayLimits
 from .handlers import all_handlers
 from .pages import all_pages, environment
@@ -335,6 +335,8 @@ class RTCService(Application):
         while True:
             try:
                 await self.manager.sweeper.sweep()
+            except DatabaseUnavailable as e:  # a fault to see, but no traceback to read
+                self.log.warning("the sweep waits for the database: %s", e)
             except Exception:  # one failed pass must not end the sweeping
                 self.log.exception("the sweep failed; trying again in %g s", self.sweep_seconds)
             await asyncio.sleep(self.sweep_seconds)
