@@ -6,6 +6,8 @@ from __future__ import annotations
 import socket
 import threading
 
+from sqlalchemy.engine import make_url
+
 
 class Cut:
     """A TCP relay to ``target`` that can drop every connection and refuse new ones."""
@@ -62,3 +64,11 @@ def _pipe(a: socket.socket, b: socket.socket) -> None:
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def relayed(url: str) -> tuple[str, Cut]:
+    """A database URL that reaches ``url``'s server through a new, started :class:`Cut`."""
+    parsed = make_url(url)
+    relay = Cut((parsed.host or "127.0.0.1", parsed.port or 5432))
+    relay.start()
+    return parsed.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False), relay

@@ -15,12 +15,11 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from hub_rtc.localhub import LocalHub
 from tests.conftest import _postgres_url
 from tests.integration.conftest import start_hub, wait_for
-from tests.tcpcut import Cut
+from tests.tcpcut import Cut, relayed
 
 pytestmark = pytest.mark.postgres
 
@@ -28,11 +27,8 @@ pytestmark = pytest.mark.postgres
 @pytest.fixture(scope="module")
 def cut_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LocalHub, Cut]]:
     urls = _postgres_url()
-    url = make_url(next(urls))
-    relay = Cut((url.host or "127.0.0.1", url.port or 5432))
-    relay.start()
-    hub = start_hub(tmp_path_factory.mktemp("outage"),
-                    db_url=url.set(host="127.0.0.1", port=relay.port).render_as_string(False))
+    db_url, relay = relayed(next(urls))
+    hub = start_hub(tmp_path_factory.mktemp("outage"), db_url=db_url)
     yield hub, relay
     hub.stop()
     next(urls, None)

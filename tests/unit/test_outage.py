@@ -14,14 +14,13 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from hub_rtc.manager import Manager
 from hub_rtc.records import Database, DatabaseUnavailable
 from hub_rtc.records.database import unavailable
 from tests.conftest import _postgres_url
-from tests.tcpcut import Cut
+from tests.tcpcut import Cut, relayed
 from tests.unit.conftest import actor
 
 ALICE = actor("alice", "cs101")
@@ -30,10 +29,7 @@ ALICE = actor("alice", "cs101")
 @pytest.fixture
 def relayed_pg() -> Iterator[tuple[str, Cut]]:
     for url in _postgres_url():
-        parsed = make_url(url)
-        relay = Cut((parsed.host or "127.0.0.1", parsed.port or 5432))
-        relay.start()
-        yield parsed.set(host="127.0.0.1", port=relay.port).render_as_string(hide_password=False), relay
+        yield relayed(url)
 
 
 @pytest.mark.postgres
