@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from asyncio import Future
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from ..manager import Invalidation
@@ -43,10 +43,17 @@ CLOSED_FIRST = ("its events channel closed before it confirmed the change (it dr
                 " right when it reconnects)")
 
 
+#: the close code of a channel the service drops so that its server reconnects and
+#: forgets every cached right (1012: "service restart")
+RECONNECT = 1012
+
+
 class EventsChannel(Protocol):
     """One open events channel of a server (the web layer's websocket)."""
 
     def push(self, message: dict[str, Any]) -> Future[Outcome]: ...
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
 
 class EventHub:
@@ -54,6 +61,8 @@ class EventHub:
 
     def __init__(self) -> None:
         self._channels: dict[ServerKey, set[EventsChannel]] = {}
+        #: what to do when a server says ``ready``; the service wires it to the domain
+        self.on_ready: Callable[[ServerKey], None] = lambda server: None
 
     def join(self, server: ServerKey, channel: EventsChannel) -> None:
         self._channels.setdefault(server, set()).add(channel)
@@ -67,14 +76,36 @@ class EventHub:
     def connected(self, server: ServerKey) -> int:
         return len(self._channels.get(server, ()))
 
+    def ready(self, server: ServerKey) -> None:
+        """``server`` (re)connected and forgot every cached right."""
+        self.on_ready(server)
+
     def invalidate(self, change: Invalidation) -> Awaitable[Outcome] | None:
-        channels = list(self._channels.get(change.server, ()))
+        return self.send(change.server, message_of(change))
+
+    def send(self, server: ServerKey, message: dict[str, Any]) -> Awaitable[Outcome] | None:
+        """Write an ``invalidate`` to every channel ``server`` has open here; None if none."""
+        channels = list(self._channels.get(server, ()))
         if not channels:
             return None
-        message = {"type": "invalidate", "id": uuid.uuid4().hex, "session_id": change.session_id,
-                   "users": list(change.users) if change.users is not None else None,
-                   "reason": change.reason}
         return _every(channel.push(message) for channel in channels)
+
+    def drop_all(self, reason: str) -> int:
+        """Close every channel: each server reconnects and forgets every cached right.
+
+        For when pushes may have been missed (the replicas' bus lost its connection).
+        """
+        channels = [c for held in self._channels.values() for c in held]
+        for channel in channels:
+            channel.close(RECONNECT, reason)
+        return len(channels)
+
+
+def message_of(change: Invalidation) -> dict[str, Any]:
+    """The ``invalidate`` message for ``change``, with a fresh id."""
+    return {"type": "invalidate", "id": uuid.uuid4().hex, "session_id": change.session_id,
+            "users": list(change.users) if change.users is not None else None,
+            "reason": change.reason}
 
 
 async def _every(pushes: Any) -> Outcome:

@@ -58,19 +58,21 @@ class Outcome:
 
 
 class Notifier(Protocol):
-    def invalidate(self, change: Invalidation) -> Awaitable[Outcome] | None:
+    def invalidate(self, change: Invalidation) -> Awaitable[Outcome | None] | None:
         """Push ``change`` to the server hosting the session, now; never raises.
 
         Returns what resolves once the server confirmed it (or can no longer:
         its channel closed), or None when the server has no events channel
-        open with this service process, so nothing was sent.
+        open with this service process, so nothing was sent.  With several
+        replicas it may only learn later that no replica has one: then what it
+        returned resolves to None.
         """
 
 
 class NullNotifier:
     """Tells nobody: for tools and tests that run without servers."""
 
-    def invalidate(self, change: Invalidation) -> Awaitable[Outcome] | None:
+    def invalidate(self, change: Invalidation) -> Awaitable[Outcome | None] | None:
         return None
 
 

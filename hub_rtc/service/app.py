@@ -21,6 +21,7 @@ from traitlets.config import Application, Config
 from .. import __version__
 from ..adapters.events import EventHub
 from ..adapters.hub import HubClient
+from ..adapters.replicas import Replicas
 from ..adapters.upstream import HubRoutes, Upstream
 from ..manager import HostingSettings, Manager
 from ..policy import RTCPolicy
@@ -211,6 +212,29 @@ class RTCService(Application):
         carries the whole document, outputs included.""",
     ).tag(config=True)
 
+    replicas = Bool(
+        True,
+        help="""Whether this service may run as several replicas on one PostgreSQL
+        database (ignored on SQLite, which one process uses alone).
+
+        Each replica listens on PostgreSQL (LISTEN/NOTIFY, one connection more
+        per replica), so a change of rights made through any replica reaches
+        every shared server whichever replica its events channel is open with,
+        and is confirmed from there. Off: pushes reach only the channels open
+        with the replica that made the change; right for exactly one replica.""",
+    ).tag(config=True)
+    cookie_secret = Unicode(
+        help="""Key that signs the service's login and XSRF cookies, in hex (at least
+        32 bytes). Replicas behind one balancer must share it, or a browser
+        signed in through one is a stranger to the next. Default:
+        $HUB_RTC_COOKIE_SECRET, else a new random key each start (one replica:
+        people sign in again, silently, after a restart).""",
+    ).tag(config=True)
+
+    @default("cookie_secret")
+    def _default_cookie_secret(self) -> str:
+        return os.environ.get("HUB_RTC_COOKIE_SECRET", "")
+
     @default("service_name")
     def _default_service_name(self) -> str:
         return os.environ.get("JUPYTERHUB_SERVICE_NAME", "rtc")
@@ -256,9 +280,12 @@ class RTCService(Application):
         token = os.environ.get("JUPYTERHUB_API_TOKEN", "")
         hub = HubClient(api_url, token, self.hub_cache_seconds)
         self.events = EventHub()
+        self.replicated = (Replicas(self.events, self.db)
+                           if self.replicas and self.db.engine.dialect.name == "postgresql" else None)
         self.manager = Manager(self.db, hub, self.policy, self.hub_base_url,
-                               self.hosting_settings(), self.events,
+                               self.hosting_settings(), self.replicated or self.events,
                                replica_seconds=self.document_replica_seconds)
+        self._wire_ready()
         api = url_path_join(prefix, "api/v1")
         handlers: list[Any] = [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)]
         handlers += [(prefix.rstrip("/") + p, h) for p, h in all_pages()]
@@ -281,9 +308,36 @@ class RTCService(Application):
             templates=environment(),
             static_path=str(Path(__file__).parent / "static"),
             static_url_prefix=url_path_join(prefix, "static/"),
-            cookie_secret=os.urandom(32),
+            cookie_secret=self.cookie_key(),
             log_function=self._log_request,
         )
+
+    def _wire_ready(self) -> None:
+        """A server's ``ready`` settles what this replica had pending for it, and, told
+        across, what every other replica had."""
+        settle = self.manager.hosting.server_ready
+        replicated = self.replicated
+        if replicated is None:
+            self.events.on_ready = settle
+            return
+        replicated.on_ready = settle
+
+        def here(server: tuple[str, str]) -> None:
+            settle(server)
+            replicated.ready(server)
+        self.events.on_ready = here
+
+    def cookie_key(self) -> bytes:
+        if not self.cookie_secret:
+            return os.urandom(32)
+        try:
+            key = bytes.fromhex(self.cookie_secret.strip())
+        except ValueError:
+            key = b""
+        if len(key) < 32:
+            self.exit_with("c.RTCService.cookie_secret ($HUB_RTC_COOKIE_SECRET) must be at least"
+                           " 32 bytes in hex (64 hex digits), e.g. from `openssl rand -hex 32`")
+        return key
 
     def relay_limits(self) -> RelayLimits:
         return RelayLimits(hold_bytes=self.relay_hold_bytes,
@@ -316,6 +370,7 @@ class RTCService(Application):
         url = urlparse(self.bind_url)
         # The socket limit sits above the API's own, so oversize bodies get a JSON 413.
         server = HTTPServer(self.make_app(), max_body_size=self.max_body_bytes * 4, xheaders=True)
+        listening = await self._listen_to_replicas()
         server.listen(url.port or 80, url.hostname or "127.0.0.1")
         self.log.info("hub_rtc %s serving %s on %s (db %s)", __version__, self.service_name,
                       self.bind_url, self.db.engine.url.render_as_string(hide_password=True))
@@ -328,8 +383,23 @@ class RTCService(Application):
         await stop.wait()
         server.stop()
         sweeping.cancel()
+        if listening is not None and self.replicated is not None:
+            listening.cancel()
+            await self.replicated.close()
         await self.manager.hosting.close()
         self.db.dispose()
+
+    async def _listen_to_replicas(self) -> asyncio.Task[None] | None:
+        """Listen to the other replicas before taking events channels (a channel
+        taken before would be closed once listening starts: it may have missed a push)."""
+        if self.replicated is None:
+            return None
+        listening = asyncio.get_running_loop().create_task(self.replicated.run())
+        try:
+            await asyncio.wait_for(self.replicated.listening.wait(), 10)
+        except TimeoutError:
+            self.log.warning("not listening to the other replicas yet; serving meanwhile")
+        return listening
 
     async def _sweep_forever(self) -> None:
         while True:

@@ -225,34 +225,38 @@ class Hosting:
                                        for change, receipt in sent))
         return Enforcement.of([p for p in found if p is not None])
 
-    async def _confirmed(self, change: Invalidation, receipt: Awaitable[Outcome] | None,
+    async def _confirmed(self, change: Invalidation, receipt: Awaitable[Outcome | None] | None,
                          deadline: float) -> PendingServer | None:
-        if receipt is None:
-            why = await self._unreached(change.server)
-            if why is None:
+        outcome: Outcome | None = None
+        if receipt is not None:
+            waiting = asyncio.ensure_future(receipt)
+            left = max(0.0, deadline - asyncio.get_running_loop().time())
+            try:
+                outcome = await asyncio.wait_for(asyncio.shield(waiting), left)
+            except TimeoutError:
+                why = (f"{server_label(change.server)} did not confirm within"
+                       f" {self.ctx.hosting.push_ack_seconds:g} s that the change is in force")
+                ticket = self.unconfirmed.note(change.session_id, change.server, why)
+                waiting.add_done_callback(lambda done: self._late(change, ticket, done))
+                return PendingServer(change.server, why)
+        if outcome is None:  # no events channel of that server, here or at another replica
+            unreached = await self._unreached(change.server)
+            if unreached is None:
                 return None
-            self.unconfirmed.note(change.session_id, change.server, why, until_ready=True)
-            return PendingServer(change.server, why)
-        waiting = asyncio.ensure_future(receipt)
-        left = max(0.0, deadline - asyncio.get_running_loop().time())
-        try:
-            outcome = await asyncio.wait_for(asyncio.shield(waiting), left)
-        except TimeoutError:
-            why = (f"{server_label(change.server)} did not confirm within"
-                   f" {self.ctx.hosting.push_ack_seconds:g} s that the change is in force")
-            ticket = self.unconfirmed.note(change.session_id, change.server, why)
-            waiting.add_done_callback(lambda done: self._late(change, ticket, done))
-            return PendingServer(change.server, why)
+            self.unconfirmed.note(change.session_id, change.server, unreached, until_ready=True)
+            return PendingServer(change.server, unreached)
         if outcome.confirmed:
             return None
         why = f"{server_label(change.server)}: {outcome.why}"
         self.unconfirmed.note(change.session_id, change.server, why, until_ready=True)
         return PendingServer(change.server, why)
 
-    def _late(self, change: Invalidation, ticket: int, done: asyncio.Future[Outcome]) -> None:
+    def _late(self, change: Invalidation, ticket: int, done: asyncio.Future[Outcome | None]) -> None:
         """What the server answered after the API did: in force now, or not until it is ready."""
         outcome = done.result() if not done.cancelled() and done.exception() is None else None
         if outcome is None or not outcome.confirmed:
+            # (None: late news that no replica holds its channel: it drops every cached
+            # right when it connects)
             why = f"{server_label(change.server)}: {outcome.why if outcome else 'no answer'}"
             self.unconfirmed.note(change.session_id, change.server, why, until_ready=True)
         self.unconfirmed.settle(change.session_id, change.server, ticket)

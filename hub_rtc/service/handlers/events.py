@@ -97,7 +97,7 @@ class ServerEventsHandler(WebSocketHandler):
             if answered is not None and not answered.done():
                 answered.set_result(acknowledged(data))
         elif kind == "ready":
-            self.manager.hosting.server_ready(self.server)
+            self.events.ready(self.server)
 
     def on_close(self) -> None:
         self.events.leave(self.server, self)
