@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -25,6 +26,12 @@ from .revision import REVISION_SQL, access_revision
 
 T = TypeVar("T")
 log = logging.getLogger("hub_rtc.records")
+
+
+#: how often :meth:`Database.exclusive` tries again for a lock another process holds
+_LOCK_POLL_SECONDS = 0.02
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(hashtextextended(:name, 0))")
+_UNLOCK = text("SELECT pg_advisory_unlock(hashtextextended(:name, 0))")
 
 
 class SchemaMismatch(RuntimeError):
@@ -163,9 +170,15 @@ class Database:
         connection lost during the commit itself leaves the outcome unknown: the
         caller is told to try again, and should read before repeating a create.
         """
-        try:
+        def begun() -> T:
             with self.sessions.begin() as db:
                 return fn(db)
+        return self._reached(begun)
+
+    def _reached(self, fn: Callable[[], T]) -> T:
+        """``fn()``, with a lost database raised as :class:`DatabaseUnavailable`."""
+        try:
+            return fn()
         except DBAPIError as e:
             if not unavailable(e, self.engine.dialect.name):
                 raise
@@ -176,6 +189,50 @@ class Database:
     async def run(self, fn: Callable[[Session], T]) -> T:
         """:meth:`transaction` in a worker thread, so the event loop never blocks on SQL."""
         return await asyncio.to_thread(self.transaction, fn)
+
+    @asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Held by one service process at a time, every replica on this database counted,
+        for as long as the block runs: for work that is not one transaction (hub calls
+        between reading and recording).
+
+        On PostgreSQL it is a session-level advisory lock on a connection of its own,
+        which the server releases if the process dies.  It is tried, not waited for,
+        so that no worker thread blocks meanwhile.  SQLite is one process's own:
+        nothing to do there (the caller keeps its in-process lock).
+        """
+        if self.engine.dialect.name != "postgresql":
+            yield
+            return
+        held = await self.run_in_thread(lambda: self._try_lock(name))
+        while held is None:
+            await asyncio.sleep(_LOCK_POLL_SECONDS)
+            held = await self.run_in_thread(lambda: self._try_lock(name))
+        try:
+            yield
+        finally:
+            await self.run_in_thread(lambda: self._unlock(held, name))
+
+    async def run_in_thread(self, fn: Callable[[], T]) -> T:
+        return await asyncio.to_thread(self._reached, fn)
+
+    def _try_lock(self, name: str) -> Connection | None:
+        conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            if conn.execute(_TRY_LOCK, {"name": name}).scalar_one():
+                return conn
+        except BaseException:
+            conn.close()
+            raise
+        conn.close()
+        return None
+
+    @staticmethod
+    def _unlock(conn: Connection, name: str) -> None:
+        try:
+            conn.execute(_UNLOCK, {"name": name})
+        finally:
+            conn.close()  # a connection that broke took its lock with it
 
     async def revision(self) -> int:
         """The access revision (:mod:`~hub_rtc.records.revision`).

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ...decision import Principal
@@ -62,7 +63,10 @@ class Servers:
         """A server says it runs the extension: record it, let its sessions' members in."""
         server = server_of(caller, body["server_name"], body.get("server_user"))
         started = await self._run_started(server)
-        ids = await self.ctx.db.run(lambda db: self._record(db, server, body, started))
+        try:
+            ids = await self.ctx.db.run(lambda db: self._record(db, server, body, started))
+        except IntegrityError:  # its first announcement, made at once through another replica
+            ids = await self.ctx.db.run(lambda db: self._record(db, server, body, started))
         await self.shares.reconcile(server)
         return {"sessions": ids, "cache_seconds": self.ctx.hosting.rights_cache_seconds}
 

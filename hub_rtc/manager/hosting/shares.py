@@ -98,7 +98,9 @@ class Shares:
         in ``opening`` as ready already); never raises HostingError."""
         if not self.ctx.hosting.manage_hub_access:
             return
-        async with self._locks[server]:  # one reconcile per server at a time
+        # One reconcile per server at a time: in this process, then among replicas (two
+        # at once would both record a share, or one would erase the other's record).
+        async with self._locks[server], self.ctx.db.exclusive(f"hub_rtc shares {server!r}"):
             await self._reconcile(server, opening)
 
     async def _reconcile(self, server: ServerKey, opening: Collection[str]) -> None:
