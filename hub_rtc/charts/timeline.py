@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
@@ -36,25 +36,52 @@ class Bucketed:
                    default=0)
 
 
+def utcnow() -> datetime:
+    """The chart's "now" (module level, so tests can travel in time by patching it)."""
+    return datetime.now(UTC)
+
+
 def _when(ts: str) -> datetime:
     return datetime.fromisoformat(ts.replace("Z", "+00:00"))
 
 
-def bucket(events: list[dict[str, Any]], members: list[str] | None = None) -> Bucketed | None:
-    """Group activity events (the API's form) into time buckets; None if nothing to draw."""
+def _step(span: timedelta) -> timedelta:
+    """The smallest bucket size that draws ``span`` in at most MAX_BUCKETS bars."""
+    minutes = span.total_seconds() / 60
+    return timedelta(minutes=next((s for s in STEPS if minutes / s <= MAX_BUCKETS), STEPS[-1]))
+
+
+def _frame(times: list[datetime], now: datetime) -> tuple[datetime, timedelta, int]:
+    """Start, bucket size and number of buckets of an axis that ends at ``now``.
+
+    The axis ends now, not after the last event, so the right edge means "now"
+    and the gap since the last bar reads as the quiet time it is.  Padding to
+    MIN_SPAN and rounding up to whole buckets both go into the past, never the
+    future.  The end is the close of the current minute, so buckets start on
+    whole minutes, their labels read "10:42", and this minute's events are in
+    a bucket of their own.  A clock a little ahead of ours (an event after
+    ``now``) moves the end out to that event rather than dropping it.
+    """
+    end = max(now, max(times)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    span = max(end - min(times), MIN_SPAN)
+    step = _step(span)
+    buckets = max(1, -(-span // step))  # whole buckets, rounded up
+    return end - buckets * step, step, buckets
+
+
+def bucket(events: list[dict[str, Any]], members: list[str] | None = None,
+           now: datetime | None = None) -> Bucketed | None:
+    """Group activity events (the API's form) into time buckets up to ``now`` (default:
+    the current time); None if nothing to draw."""
     wanted = [e for e in events if e["kind"] in KINDS]
     if not wanted:
         return None
     times = [_when(e["ts"]) for e in wanted]
-    start = min(times)
-    end = max(max(times) + timedelta(minutes=1), start + MIN_SPAN)
-    minutes = (end - start).total_seconds() / 60
-    step = timedelta(minutes=next((s for s in STEPS if minutes / s <= MAX_BUCKETS), STEPS[-1]))
-    buckets = max(1, int((end - start) / step) + (1 if (end - start) % step else 0))
+    start, step, buckets = _frame(times, now or utcnow())
     people = sorted(set(members or []) | {e["user"] for e in wanted})
     out = Bucketed(start, step, buckets, {p: {k: [0] * buckets for k in KINDS} for p in people})
     for event, when in zip(wanted, times, strict=True):
-        index = min(int((when - start) / step), buckets - 1)
+        index = (when - start) // step  # exact, and within the axis (see _frame)
         out.counts[event["user"]][event["kind"]][index] += int(event["count"])
     return out
 
@@ -80,9 +107,11 @@ def _bars(data: Bucketed, member: str, top: float, peak: int) -> list[str]:
             h = max(1.5, half * n / peak)
             x = LABEL_W + i * width + 0.5
             y = mid - h if sign < 0 else mid
-            tip = f"{member}: {_count(n, noun)}, {_label(data.bucket_start(i))}"
+            tip = f"{member}: {_count(n, noun)}, "
+            moment = data.bucket_start(i)
             out.append(f'<rect class="{css}" x="{x:.1f}" y="{y:.1f}" width="{max(width - 1, 1):.1f}"'
-                       f' height="{h:.1f}"><title>{escape(tip)}</title></rect>')
+                       f' height="{h:.1f}"><title{_moment(moment, time_only=True, label=tip)}>'
+                       f'{escape(tip + _label(moment))} UTC</title></rect>')
     out.append(f'<line class="baseline" x1="{LABEL_W}" x2="{LABEL_W + PLOT_W}"'
                f' y1="{mid:.1f}" y2="{mid:.1f}"/>')
     return out
@@ -103,14 +132,23 @@ def _row(data: Bucketed, member: str, index: int, peak: int) -> list[str]:
     ]
 
 
+def _moment(moment: datetime, *, time_only: bool = False, label: str = "") -> str:
+    """Attributes that let the page's script show ``moment`` in the reader's time zone
+    (static/times.js); the element's own text stays the UTC fallback."""
+    attrs = f" data-datetime={quoteattr(moment.isoformat())}"
+    if label:
+        attrs += f" data-label={quoteattr(label)}"
+    return attrs + (" data-time-only" if time_only else "")
+
+
 def _axis(data: Bucketed, top: float) -> list[str]:
-    end = data.bucket_start(data.buckets)
+    end = data.bucket_start(data.buckets)  # the close of the minute the chart was drawn in
     return [
         f'<line class="axis" x1="{LABEL_W}" x2="{LABEL_W + PLOT_W}" y1="{top}" y2="{top}"/>',
-        f'<text class="tick" x="{LABEL_W}" y="{top + 16}">'
-        f'{escape(data.start.strftime("%Y-%m-%d %H:%M"))}</text>',
-        f'<text class="tick" x="{LABEL_W + PLOT_W}" y="{top + 16}" text-anchor="end">'
-        f'{escape(end.strftime("%H:%M"))} UTC</text>',
+        f'<text class="tick" x="{LABEL_W}" y="{top + 16}"{_moment(data.start)}>'
+        f'{escape(data.start.strftime("%Y-%m-%d %H:%M"))} UTC</text>',
+        f'<text class="tick" x="{LABEL_W + PLOT_W}" y="{top + 16}" text-anchor="end"'
+        f'{_moment(end, time_only=True)}>{escape(end.strftime("%H:%M"))} UTC</text>',
     ]
 
 

@@ -192,13 +192,17 @@ class LabUser:
 
 
 async def login(browser: Browser, hub_url: str, name: str, *, password: str = "any",
-                next_path: str = "/hub/home") -> LabUser:
+                next_path: str = "/hub/home", timezone_id: str | None = None,
+                locale: str | None = None) -> LabUser:
     """Log ``name`` in at the hub's login form (dummy authenticator: any password).
 
     Lands on ``next_path`` (the hub's home by default, which does not spawn
     the user's own server; ``/services/rtc/`` for the hub_rtc pages).
+    ``timezone_id`` and ``locale`` are the browser's ("Asia/Kolkata", "en-GB"),
+    for pages that show times in the reader's zone; by default the machine's.
     """
-    context = await browser.new_context(viewport=VIEWPORT)  # type: ignore[arg-type]
+    context = await browser.new_context(viewport=VIEWPORT,  # type: ignore[arg-type]
+                                        timezone_id=timezone_id, locale=locale)
     page = await context.new_page()
     log = PageLog()
     log.attach(page)

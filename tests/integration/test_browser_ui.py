@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, Page
+from playwright.async_api import Error as PlaywrightError
 
 from hub_rtc.localhub import LocalHub
 from tests.integration.browser import (
@@ -45,6 +48,8 @@ STUDENT, MATE, INSTRUCTOR, ADMIN = "bea", "cai", "ida", "adele"
 RTC = "/services/rtc/"
 TASK, ANSWER = 1, 2  # cell 0 is the markdown introduction
 EVIL = "<img src=x onerror=window.pwned=1><script>window.pwned=2</script>"
+#: the instructor's time zone: half an hour off any UTC hour, so no match is by chance
+IDA_ZONE = "Asia/Kolkata"
 
 
 def notebook() -> dict[str, Any]:
@@ -91,6 +96,21 @@ async def create_session(bea: LabUser, hub: LocalHub, shots: Path) -> str:
     return session_id
 
 
+async def shows_online(watcher: LabUser, session_id: str, name: str, *, within: float) -> None:
+    """``watcher``'s open page lists ``name`` under "Online now" within ``within`` s,
+    refreshed by live.js (no reload), without one refused request."""
+    spot = f'[data-online="{session_id}"]'
+    try:
+        await watcher.page.wait_for_function(
+            "([spot, name]) => document.querySelector(spot).textContent.includes(name)",
+            arg=[spot, name], timeout=within * 1000)
+    except PlaywrightError:
+        raise AssertionError(f"{watcher.name}'s page did not show {name} online within {within} s;"
+                             f" refused: {watcher.log.refused()}") from None
+    assert await watcher.page.evaluate("window.hubRtcNotReloaded") is True, "the page was reloaded"
+    assert watcher.log.refused("/api/v1/") == []
+
+
 async def lock_task_cell(bea: LabUser, hub: LocalHub, session_id: str, shots: Path) -> None:
     page = bea.page
     await page.goto(f"{hub.url}{RTC}sessions/{session_id}")
@@ -108,6 +128,12 @@ async def test_students_collaborate_and_the_instructor_watches(
     cai = await login(browser, hub.url, MATE, next_path=RTC)
     try:
         session_id = await create_session(bea, hub, screenshots)
+        # bea keeps her session page open while cai joins: it must show him by itself
+        await bea.page.goto(f"{hub.url}{RTC}sessions/{session_id}")
+        await bea.page.evaluate("window.hubRtcNotReloaded = true")  # a reload forgets it
+        assert MATE not in await bea.page.locator("#online").inner_text()
+        state = await bea.page.locator("#hosting").inner_text()
+        assert "running with collaboration enabled" in state and "announced" not in state, state
         # cai finds it under "shared with me" and opens it: JupyterLab on the session folder
         await cai.page.goto(f"{hub.url}{RTC}")
         shared = cai.page.locator(f'#shared tr[data-session="{session_id}"]')
@@ -117,10 +143,11 @@ async def test_students_collaborate_and_the_instructor_watches(
         await authorize_if_asked(cai.page)  # the hub asks once before a shared server
         await cai.page.wait_for_url(re.compile(f"/user/rtc-{session_id}/lab/tree"))
         await open_notebook(cai, hub.url, f"rtc-{session_id}", "lab1/bees.ipynb")
+        await shows_online(bea, session_id, MATE, within=10)
         await type_into_cell(cai.page, ANSWER, "bees = 3 ", at_end=True)
         await wait_for_cell_text(cai.page, ANSWER, lambda t: "bees = 3" in t)
 
-        # bea's page shows cai online (live.js refreshes it, no reload)
+        # and her home page shows him on its first load
         await bea.page.goto(f"{hub.url}{RTC}")
         await bea.page.wait_for_function(
             f"document.querySelector('[data-online=\"{session_id}\"]').textContent.includes('{MATE}')",
@@ -158,7 +185,9 @@ async def instructor_sees_both(browser: Browser, hub: LocalHub, session_id: str,
         return {STUDENT, MATE} <= {e["user"] for e in events}
 
     wait_for("both students' edits recorded", both_counted, 30)
-    ida = await login(browser, hub.url, INSTRUCTOR, next_path=f"{RTC}dashboard")
+    # ida reads the hub from India: times show in her zone, not in UTC
+    ida = await login(browser, hub.url, INSTRUCTOR, next_path=f"{RTC}dashboard",
+                      timezone_id=IDA_ZONE, locale="en-GB")
     try:
         row = ida.page.locator(f'#watched tr[data-session="{session_id}"]')
         assert "Lab 1: bees" in await row.inner_text()
@@ -171,12 +200,27 @@ async def instructor_sees_both(browser: Browser, hub: LocalHub, session_id: str,
             assert await bars.count() >= 1, student
         refused = await ida.page.locator("#refused").inner_text()
         assert MATE in refused and "task" in refused
+        await times_in_the_readers_zone(ida.page)
         await screenshot(ida.page, shots, "instructor-activity")
         async with ida.page.expect_navigation():
             await ida.page.get_by_role("button", name="Join read-only").click()
         assert "You joined read-only" in await ida.page.inner_text("main")
     finally:
         await ida.close()
+
+
+async def times_in_the_readers_zone(page: Page) -> None:
+    """The activity page shows its times in the browser's zone (IDA_ZONE), and its
+    chart's axis ends now (the close of the minute it was drawn in, not half an hour on)."""
+    first = page.locator("#refused time").first
+    moment = datetime.fromisoformat((await first.get_attribute("datetime") or "").replace("Z", "+00:00"))
+    shown = await first.inner_text()
+    assert f"{moment.astimezone(ZoneInfo(IDA_ZONE)):%H:%M}" in shown and "UTC" not in shown, shown
+    assert (await first.get_attribute("title") or "").endswith(" UTC")  # the server's text, on hover
+    ticks = page.locator("#timeline svg text.tick")
+    end = datetime.fromisoformat(await ticks.last.get_attribute("data-datetime") or "")
+    assert abs(end - datetime.now(UTC)) <= timedelta(minutes=2), end  # not half an hour ahead
+    assert f"{end.astimezone(ZoneInfo(IDA_ZONE)):%H:%M}" == await ticks.last.text_content()
 
 
 async def test_the_admin_page(browser: Browser, hub: LocalHub, screenshots: Path) -> None:

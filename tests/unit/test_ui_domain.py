@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hub_rtc.charts import bucket, timeline_svg
+from hub_rtc.charts import bucket, timeline, timeline_svg
 from hub_rtc.manager import Manager, StaticDirectory
 from hub_rtc.manager.errors import Conflict, Forbidden, Invalid, NotFound
 from hub_rtc.records import models
@@ -174,8 +174,13 @@ async def test_a_failing_hub_shows_in_the_status(hosted: Manager, directory: Sta
 # -- charts ----------------------------------------------------------------------------
 
 
+#: the charts' "now" in these tests: half an hour after the first event
+START = datetime(2026, 11, 21, 10, 0, tzinfo=UTC)
+NOW = START + timedelta(minutes=30)
+
+
 def _event(minute: int, user: str, kind: str = "edit", count: int = 1) -> dict:
-    ts = datetime(2026, 11, 21, 10, 0, tzinfo=UTC) + timedelta(minutes=minute)
+    ts = START + timedelta(minutes=minute)
     return {"ts": ts.isoformat().replace("+00:00", "Z"), "user": user, "kind": kind,
             "path": "nb.ipynb", "cell_id": "c", "count": count}
 
@@ -183,27 +188,67 @@ def _event(minute: int, user: str, kind: str = "edit", count: int = 1) -> dict:
 def test_buckets_fit_the_span_and_keep_every_count() -> None:
     events = [_event(0, "bea", count=3), _event(0, "cai", "execute"), _event(299, "bea", count=2),
               _event(5, "bea", "refused")]
-    data = bucket(events, ["bea", "cai", "dee"])
+    data = bucket(events, ["bea", "cai", "dee"], now=START + timedelta(minutes=299, seconds=30))
     assert data is not None
     assert data.step == timedelta(minutes=10) and data.buckets == 30
     assert sum(data.counts["bea"]["edit"]) == 5 and data.counts["bea"]["edit"][-1] == 2
     assert sum(data.counts["cai"]["execute"]) == 1
     assert data.counts["dee"] == {"edit": [0] * 30, "execute": [0] * 30}  # members without activity show
-    assert bucket([_event(0, "bea", "refused")]) is None
+    assert bucket([_event(0, "bea", "refused")], now=NOW) is None
 
 
 def test_the_timeline_is_readable_without_colour_and_escapes_names() -> None:
-    svg = timeline_svg(bucket([_event(0, "<b>bea", count=4), _event(3, "cai", "execute", 2)]),
+    svg = timeline_svg(bucket([_event(0, "<b>bea", count=4), _event(3, "cai", "execute", 2)], now=NOW),
                        "Lab </title><script>x()</script>")
     assert "<script" not in svg and "<b>" not in svg
-    assert "&lt;b&gt;bea: 4 edits, 10:00" in svg and "cai: 2 runs, 10:03" in svg
+    assert "&lt;b&gt;bea: 4 edits, 10:00 UTC" in svg and "cai: 2 runs, 10:03 UTC" in svg
     assert 'role="img"' in svg and "<desc" in svg  # a text alternative for screen readers
     assert "hatched" in svg and "above the line" in svg  # the legend names shapes, not colours
     assert "4 edits · 0 runs" in svg and "0 edits · 2 runs" in svg
-    one = timeline_svg(bucket([_event(0, "bea"), _event(1, "bea", "execute")]), "t")
+    one = timeline_svg(bucket([_event(0, "bea"), _event(1, "bea", "execute")], now=NOW), "t")
     assert "1 edit · 1 run<" in one
 
 
-def test_a_short_burst_of_work_spans_half_an_hour() -> None:
-    data = bucket([_event(0, "bea"), _event(2, "cai")])
+def test_a_short_burst_of_work_spans_half_an_hour_up_to_now() -> None:
+    data = bucket([_event(0, "bea"), _event(2, "cai")], now=START + timedelta(minutes=2, seconds=5))
     assert data is not None and data.step == timedelta(minutes=1) and data.buckets == 30
+    # padded into the past: the bars sit at the right, where "now" is (the minute 10:02)
+    assert data.bucket_start(data.buckets) == START + timedelta(minutes=3)
+    assert data.counts["cai"]["edit"][-1] == 1 and data.counts["bea"]["edit"][-3] == 1
+
+
+@pytest.mark.parametrize("minutes_after", [0, 0.5, 3, 29, 31, 90, 60 * 24 * 3])
+def test_the_time_axis_ends_now_not_in_the_future(minutes_after: float) -> None:
+    now = START + timedelta(minutes=2 + minutes_after, seconds=17)
+    data = bucket([_event(0, "bea"), _event(2, "cai", "execute")], now=now)
+    assert data is not None
+    end = data.bucket_start(data.buckets)
+    assert timedelta(0) < end - now <= timedelta(minutes=1)  # the close of the current minute
+    assert data.start <= START  # and the first event is on it
+    assert data.buckets <= 48 and sum(data.counts["bea"]["edit"]) == 1
+    assert sum(data.counts["cai"]["execute"]) == 1
+
+
+def test_the_axis_ends_now_and_marks_times_for_the_readers_zone() -> None:
+    now = START + timedelta(minutes=5, seconds=40)
+    svg = timeline_svg(bucket([_event(0, "bea"), _event(2, "<i>cai")], now=now), "t")
+    # the end tick is now (the minute 10:05 closes at 10:06), not half an hour after 10:00
+    assert ('text-anchor="end" data-datetime="2026-11-21T10:06:00+00:00" data-time-only>'
+            "10:06 UTC</text>") in svg
+    assert 'data-datetime="2026-11-21T09:36:00+00:00">2026-11-21 09:36 UTC</text>' in svg
+    # each bar's tooltip too; the name in its label attribute is escaped like the text
+    assert ('<title data-datetime="2026-11-21T10:02:00+00:00" data-label="&lt;i&gt;cai: 1 edit, "'
+            ' data-time-only>&lt;i&gt;cai: 1 edit, 10:02 UTC</title>') in svg
+    assert "<i>" not in svg
+
+
+def test_an_event_ahead_of_the_clock_is_on_the_last_bar() -> None:
+    data = bucket([_event(0, "bea"), _event(31, "cai")], now=NOW)  # cai's clock runs ahead
+    assert data is not None and data.counts["cai"]["edit"][-1] == 1
+    assert data.bucket_start(data.buckets) == START + timedelta(minutes=32)
+
+
+def test_the_chart_ends_at_the_current_time_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(timeline, "utcnow", lambda: START + timedelta(minutes=45))
+    data = bucket([_event(0, "bea")])
+    assert data is not None and data.bucket_start(data.buckets) == START + timedelta(minutes=46)

@@ -6,6 +6,8 @@ through the managers, so a page can do nothing the API would refuse.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -21,7 +23,10 @@ from ..spec import check
 
 
 def when(value: str | None) -> str:
-    """An ISO timestamp as people read it, in UTC (the service's clock)."""
+    """An ISO timestamp as people read it, in UTC (the service's clock).
+
+    This is the text shown without script; static/times.js replaces it with
+    the reader's own time zone (the ``when`` macro keeps the exact moment)."""
     if not value:
         return "–"
     stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -39,6 +44,57 @@ def duration(hours: float) -> str:
 HOSTS = {"account": "a dedicated session server", "owner": "a folder of the owner's server"}
 
 
+@dataclass(frozen=True)
+class HostingWords:
+    """Whether a session can be opened, as its members should read it.
+
+    The hosting message ("hub_rtc 0.1.0 announced itself at …") is written for
+    whoever runs the hub; a student reads it as the state of their session, so
+    pages lead with these words and keep the message as a detail.
+    """
+
+    badge: str   # a word or two, in the badge (its colour is never the only sign)
+    tone: str    # the badge's Bootstrap colour: success, info, warning, danger, secondary
+    detail: str  # what it means for the person reading
+
+    @property
+    def sentence(self) -> str:
+        badge = self.badge.rstrip("…")  # "Starting: …", not "Starting…: …"
+        return f"{badge[:1].upper()}{badge[1:]}: {self.detail}"
+
+
+def _whose_server(session: Mapping[str, Any]) -> str:
+    if session.get("host") == "owner":
+        return f"{session.get('owner', 'the owner')}'s server"
+    return "the session's server"
+
+
+#: per hosting state (``records.models.HOSTING_STATES``): badge, tone, and what it
+#: means, where ``{server}`` is whose server it is
+_HOSTING_WORDS = {
+    "ready": ("ready", "success", "{server} is running with collaboration enabled"),
+    "unmanaged": ("ready", "success", "{server} is running; this hub lets people in by its own settings"),
+    "starting": ("starting…", "info", "{server} is being started with collaboration enabled;"
+                 " reload the page in a moment to see it ready"),
+    "waiting": ("waiting", "warning", "{server} is not running with collaboration enabled; nobody"
+                " can open the session until it is"),
+    "failed": ("could not start", "danger", "{server} did not start with collaboration enabled;"
+               " the details say why"),
+    "stopped": ("stopped", "secondary", "nobody is let in any more"),
+}
+#: a state added later: say it cannot be opened (as ``serves`` fails closed)
+_UNKNOWN = ("not open", "warning", "the session cannot be opened right now")
+#: an ended session, whatever its server does
+_ENDED = ("ended", "secondary", "nobody can open it any more; its files and records are kept")
+
+
+def hosting_words(session: Mapping[str, Any]) -> HostingWords:
+    """The plain words for where ``session`` (the API's form) stands."""
+    state = str((session.get("hosting") or {}).get("state", ""))
+    badge, tone, detail = _ENDED if session.get("state") == "ended" else _HOSTING_WORDS.get(state, _UNKNOWN)
+    return HostingWords(badge, tone, detail.format(server=_whose_server(session)))
+
+
 def environment() -> Environment:
     env = Environment(
         loader=PackageLoader("hub_rtc.service", "templates"),
@@ -49,6 +105,7 @@ def environment() -> Environment:
     env.filters["duration"] = duration
     env.filters["host"] = lambda key: HOSTS.get(key, key)
     env.globals["serves"] = serves  # whether a hosting state serves documents
+    env.globals["hosting_words"] = hosting_words
     return env
 
 

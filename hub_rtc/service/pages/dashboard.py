@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from markupsafe import Markup
@@ -38,7 +39,7 @@ class SessionActivityPage(PageHandler):
         session = await self.manager.sessions.get(actor, session_id)
         events = await self.manager.activity.read(actor, session_id, {"limit": "100000"})
         members = [m["name"] for m in session["members"] if m["kind"] == "user"]
-        data = bucket(events, [session["owner"], *members])
+        data = bucket(events, [session["owner"], *members], now=chart_end(session))
         chart = Markup(timeline_svg(data, f"Activity in {session['title']}")) if data else None
         # cells in order with their text, where the instructor may read them (once joined)
         notebooks, _ = await session_notebooks(self.settings["upstream"], session, actor.name)
@@ -49,6 +50,13 @@ class SessionActivityPage(PageHandler):
             refused=sorted((e for e in events if e["kind"] == "refused"),
                            key=lambda e: e["ts"], reverse=True),
             summary=await self.manager.activity.summary(actor, session_id))
+
+
+def chart_end(session: dict[str, Any]) -> datetime | None:
+    """Where the timeline's axis ends: now (None) while a session runs; when it ended
+    after that, so an old session's work is not squeezed against weeks of silence."""
+    ended = session.get("ended_at") if session.get("state") == "ended" else None
+    return datetime.fromisoformat(ended.replace("Z", "+00:00")) if ended else None
 
 
 def cell_matrix(events: list[dict[str, Any]], notebooks: list[Notebook]) -> list[dict[str, Any]]:

@@ -4,6 +4,10 @@
 (function () {
   "use strict";
   const api = document.querySelector('meta[name="rtc-api"]');
+  // JupyterHub's auth accepts the login cookie on a script's request only with
+  // the page's XSRF token (a cross-site page cannot read it); without it every
+  // refresh is a 403.  The page template gives the token the service issued.
+  const xsrf = document.querySelector('meta[name="xsrf-token"]');
   const spots = document.querySelectorAll("[data-online]");
   if (!api || spots.length === 0) return;
 
@@ -25,9 +29,11 @@
   async function refresh() {
     if (document.visibilityState === "hidden") return;  // a background tab costs the service nothing
     const ids = new Set(Array.from(spots, (s) => s.dataset.online));
+    const headers = { Accept: "application/json" };
+    if (xsrf && xsrf.content) headers["X-XSRFToken"] = xsrf.content;
     try {
       const reply = await fetch(api.content + "/sessions?state=active&limit=1000",
-                                { credentials: "same-origin", headers: { Accept: "application/json" } });
+                                { credentials: "same-origin", headers: headers });
       if (!reply.ok) return;
       const body = await reply.json();
       for (const session of body.sessions) {
