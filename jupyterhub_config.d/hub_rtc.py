@@ -13,7 +13,11 @@
 # neither see your settings nor keep your services and roles.)
 #
 # It registers:
-# - the managed service (default name `rtc`, at /services/rtc/),
+# - the managed service (default name `rtc`, at /services/rtc/), or, when
+#   c.JupyterHub.services already has a service of that name without a
+#   command (zero-to-jupyterhub's hub.services.rtc with url and apiToken),
+#   completes that external service, whose replicas run elsewhere
+#   (`hub-rtc serve --RTCService.config_file=…`, see the zero-to-jupyterhub how-to),
 # - the custom scopes `custom:rtc:*`,
 # - the service's own least-privilege role `rtc-service`,
 # - `access:services!service=rtc`, `custom:rtc:sessions` and
@@ -153,18 +157,28 @@ def _proxy_origin(hub):
 handover["RTCService"].setdefault("upstream_url", _proxy_origin(c.JupyterHub))
 
 services = list(_value(c.JupyterHub, "services", []))
-services.append(
-    {
-        "name": name,
-        "url": url,
-        "command": [sys.executable, "-m", "hub_rtc", "serve"],
-        "environment": {"HUB_RTC_CONFIG": json.dumps(handover)},
-        "oauth_no_confirm": True,
-        "oauth_client_allowed_scopes": [f"access:services!service={name}", *SCOPES],
-        "display": True,
-        "info": {"description": "Real-time collaboration sessions"},
-    }
-)
+OAUTH = {
+    "oauth_no_confirm": True,
+    "oauth_client_allowed_scopes": [f"access:services!service={name}", *SCOPES],
+    "display": True,
+    "info": {"description": "Real-time collaboration sessions"},
+}
+external = next((s for s in services if s.get("name") == name), None)
+if external is None:
+    # the hub starts and restarts the service itself
+    services.append({"name": name, "url": url, "command": [sys.executable, "-m", "hub_rtc", "serve"],
+                     "environment": {"HUB_RTC_CONFIG": json.dumps(handover)}, **OAUTH})
+elif "command" in external:
+    raise ValueError(f"hub_rtc: c.JupyterHub.services already has a service {name!r} with a"
+                     " command; leave it out (the drop-in adds it) or drop its command to run"
+                     " the service outside the hub")
+else:
+    # An external service (zero-to-jupyterhub's hub.services.<name>: url and api_token):
+    # its replicas run elsewhere with that token; complete the entry, keep its url.
+    for key, value in OAUTH.items():
+        external.setdefault(key, value)
+    url = external.get("url") or url
+    external["url"] = url
 c.JupyterHub.services = services
 
 custom_scopes = dict(_value(c.JupyterHub, "custom_scopes", {}))

@@ -212,6 +212,15 @@ class RTCService(Application):
         carries the whole document, outputs included.""",
     ).tag(config=True)
 
+    config_file = Unicode(
+        "",
+        help="""A Python file of settings (`c.RTCService.…`, `c.RTCPolicy.…`) read at
+        start: how a service that runs outside the hub (replicas on Kubernetes) gets
+        what a hub-managed one is handed by the drop-in. It is read after what the
+        drop-in handed over ($HUB_RTC_CONFIG) and before the command line, which
+        wins. Give the hub's config the same settings, since the drop-in reads some
+        of them (service_name, manage_hub_access, relay_route, instructor_groups).""",
+    ).tag(config=True)
     replicas = Bool(
         True,
         help="""Whether this service may run as several replicas on one PostgreSQL
@@ -256,6 +265,8 @@ class RTCService(Application):
     def initialize(self, argv: Any = None) -> None:
         self.load_env_config()
         super().initialize(argv)
+        if self.config_file:
+            self.load_settings_file(self.config_file)
         # the domain's module loggers (hub_rtc.hosting, …) write where the service does
         package = logging.getLogger("hub_rtc")
         package.handlers, package.propagate = list(self.log.handlers), False
@@ -269,6 +280,14 @@ class RTCService(Application):
             self.db.check()
         except SchemaMismatch as e:
             self.exit_with(str(e))
+
+    def load_settings_file(self, path: str) -> None:
+        """Read ``path`` as a traitlets config file; the command line still wins."""
+        if not Path(path).is_file():
+            self.exit_with(f"c.RTCService.config_file: no file at {path!r}")
+        folder, name = os.path.split(os.path.abspath(path))
+        self.load_config_file(name, path=folder)
+        self.update_config(self.cli_config)
 
     def exit_with(self, message: str) -> None:
         self.log.critical(message)

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 from openapi_spec_validator import validate
 from traitlets.config import Config
@@ -161,6 +162,55 @@ def test_service_reads_the_handover(monkeypatch, tmp_path) -> None:
     app.initialize([])
     assert app.db_url == url and app.policy.max_members_per_session == 3
     app.db.dispose()
+
+
+def test_dropin_completes_an_external_service_and_adds_no_managed_one() -> None:
+    """zero-to-jupyterhub's hub.services.rtc (url, api_token, no command): the replicas
+    run elsewhere with that token; the hub must not start another."""
+    c = Config()
+    c.JupyterHub.services = [{"name": "rtc", "url": "http://hub-rtc:10101", "api_token": "t" * 32}]
+    load_dropin(c)
+    [service] = c.JupyterHub.services
+    assert "command" not in service and "environment" not in service
+    assert (service["url"], service["api_token"]) == ("http://hub-rtc:10101", "t" * 32)
+    assert service["oauth_no_confirm"] is True
+    assert "access:services!service=rtc" in service["oauth_client_allowed_scopes"]
+    assert c.Spawner.environment["HUB_RTC_API_URL"] == "http://hub-rtc:10101/services/rtc/api/v1"
+    managed = Config()
+    managed.JupyterHub.services = [{"name": "rtc", "command": ["elsewhere"]}]
+    with pytest.raises(ValueError, match="already has a service 'rtc' with a command"):
+        load_dropin(managed)
+
+
+def test_a_replica_reads_its_settings_file_and_the_command_line_wins(tmp_path) -> None:
+    from hub_rtc.service.app import RTCService
+
+    url = f"sqlite:///{tmp_path / 'x.sqlite'}"
+    settings = tmp_path / "hub_rtc_config.py"
+    settings.write_text(f"c.RTCService.db_url = {url!r}\n"
+                        "c.RTCService.push_ack_seconds = 4.0\n"
+                        "c.RTCPolicy.max_members_per_session = 7\n")
+    app = RTCService()
+    app.initialize([f"--RTCService.config_file={settings}", "--RTCService.push_ack_seconds=9"])
+    try:
+        assert app.db_url == url and app.policy.max_members_per_session == 7
+        assert app.push_ack_seconds == 9.0  # the command line over the file
+    finally:
+        app.db.dispose()
+    missing = RTCService()
+    with pytest.raises(SystemExit):
+        missing.initialize([f"--RTCService.config_file={tmp_path / 'nope.py'}"])
+
+
+def test_replicas_share_a_cookie_key_given_in_hex(tmp_path) -> None:
+    from hub_rtc.service.app import RTCService
+
+    app = RTCService(cookie_secret="ab" * 32)
+    assert app.cookie_key() == bytes.fromhex("ab" * 32)
+    assert len(RTCService().cookie_key()) == 32  # none given: a fresh one per start
+    for bad in ("ab" * 8, "not hex"):
+        with pytest.raises(SystemExit):
+            RTCService(cookie_secret=bad).cookie_key()
 
 
 def test_the_request_log_keeps_warnings_for_failures() -> None:
