@@ -25,7 +25,7 @@ from .. import __version__
 from ..decision.access import Access
 from ..guard import Limits
 from ..protocol import ROOM_ROUTE, ROOM_ROUTE_PATTERN
-from . import gcpause, isolation, provisioner, updatelog
+from . import gcpause, isolation, provisioner, releases, updatelog
 from .authorizer import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
 from .disk import DiskGuard
@@ -105,6 +105,15 @@ class HubRTCExtension(ExtensionApp):
         Limits.max_document,
         help="""The largest a collaborative document may grow to, in bytes of its
         encoded state; an update that would grow it further is refused (4413).""",
+    ).tag(config=True)
+    allow_untested_releases = Bool(
+        False,
+        help="""Start guarded on releases of jupyter-server-ydoc, jupyter-collaboration
+        or pycrdt outside the ranges hub_rtc is tested on
+        (``hub_rtc.singleuser.releases.TESTED``). Off: such a server refuses to
+        start, naming each release, because the guarded room is built into
+        jupyter-server-ydoc's room and a release the tests never ran may change
+        what enforcement relies on. On: it starts, with a warning naming them.""",
     ).tag(config=True)
     freeze_startup_objects = Bool(
         True,
@@ -321,6 +330,7 @@ class HubRTCExtension(ExtensionApp):
     async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
         if not self.active:
             return
+        self._check_releases()
         self._check_takeover()
         self._check_no_other_rtc()
         self._check_auth()
@@ -339,6 +349,20 @@ class HubRTCExtension(ExtensionApp):
         if self.gate.client is not None:
             self._tasks.append(asyncio.ensure_future(
                 self.gate.client.follow_events(self._on_event, self._on_connected)))
+
+    def _check_releases(self) -> None:
+        """Refuse releases the guarded room was never tested on (or warn, if allowed)."""
+        outside = releases.untested()
+        if not outside:
+            return
+        if self.allow_untested_releases:
+            self.log.warning("hub_rtc: starting on untested releases: %s", "; ".join(outside))
+            return
+        self.log.critical("hub_rtc: the guarded room is not tested on %s; install a tested"
+                          " release, or set c.HubRTCExtension.allow_untested_releases = True."
+                          " Refusing to start", "; ".join(outside))
+        sys.stderr.flush()
+        os._exit(3)
 
     def _check_takeover(self) -> None:
         """Refuse to run open: a stock room would let any reader write."""
