@@ -54,7 +54,7 @@ class Manager:
         self.teams = Teams(self.ctx, self.people, self.hosting)
         self.activity = Activity(self.ctx, self.sessions, self.people)
         self.documents = Documents(self.ctx, self.sessions, self.decisions,
-                                   replica_seconds=replica_seconds)
+                                   replica_seconds=replica_seconds, activity=self.activity)
         self.servers = Servers(self.ctx, self.people, self.hosting, shares)
         self.baselines = Baselines(self.ctx)
         self.sweeper = Sweeper(self.ctx, self.hosting, shares)

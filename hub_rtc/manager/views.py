@@ -21,7 +21,7 @@ from ..records.queries import online, principal_names, watcher_names
 
 __all__ = [
     "Serving", "grants_by_session", "iso", "load_view", "members_json", "open_url", "path_rules",
-    "session_json", "writer_names",
+    "people_of", "session_json", "writer_names",
 ]
 
 
@@ -139,6 +139,8 @@ def writer_names(db: Session, rule: CellRule) -> list[dict[str, str]]:
 
 def members_json(db: Session, row: RTCSession) -> list[dict[str, Any]]:
     granted_by = principal_names(db, "user", [g.granted_by_id for g in row.grants if g.granted_by_id])
+    # a team's grant reaches each of its members: the pages list and count them
+    teams = queries.team_members(db, [g.principal for g in row.grants if g.kind == "team"])
     out = []
     for kind in ("user", "team", "group"):
         grants = [g for g in row.grants if g.kind == kind]
@@ -150,10 +152,21 @@ def members_json(db: Session, row: RTCSession) -> list[dict[str, Any]]:
                 "role": g.role,
                 "expires_at": iso(g.expires_at),
                 "granted_by": granted_by.get(g.granted_by_id or ""),
+                **({"people": sorted(teams.get(g.principal, []))} if kind == "team" else {}),
             }
             for g in grants
         ]
     return out
+
+
+def people_of(owner: str | None, members: list[dict[str, Any]]) -> list[str]:
+    """The people a session's members name, once each: its users and every member of
+    its teams, not the owner.  A hub group's members are the hub's to know (it may be
+    a whole course), so a group adds nobody here; the pages show groups beside."""
+    named = {m["name"] for m in members if m["kind"] == "user"}
+    named.update(person for m in members if m["kind"] == "team" for person in m["people"])
+    named.discard(owner or "")
+    return sorted(named)
 
 
 def open_url(row: RTCSession, hub_base_url: str) -> str:
@@ -190,6 +203,7 @@ def session_json(
     if online_now is None:
         online_now = online(db, [row.id])
     owner = queries.user_name(db, row.owner_id)
+    members = members_json(db, row)
     return {
         "id": row.id,
         "title": row.title,
@@ -207,7 +221,8 @@ def session_json(
         "hosting": {"state": row.hosting_state, "message": row.hosting_message},
         "kernels": kernels_json(db, row, kernel_policy),
         "my_role": my_role,
-        "members": members_json(db, row),
+        "members": members,
+        "people": people_of(owner, members),
         "online": online_now.get(row.id, []),
         "watchers": watcher_names(db, row.id),
     }

@@ -14,6 +14,7 @@ enforces it.  Parts:
 - :mod:`.connection`: one room connection's logic, frames in and out (pure)
 - :mod:`.room`: the guarded collaboration room, a thin tornado handler over it
 - :mod:`.disk`: the file on disk as a principal (the DiskGuard)
+- :mod:`.counting`: what a checked update counts for, an edit or a refusal (pure)
 - :mod:`.tally`, :mod:`.presence`: activity counted, open documents reported
 - :mod:`.kernels`: ``JUPYTER_AUTH_ID`` for kernels
 - :mod:`.unchecked`: API handlers that never ask the Authorizer, made to ask it

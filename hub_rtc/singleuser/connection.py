@@ -39,6 +39,7 @@ from typing import Any
 from ..decision.access import Access
 from ..guard import AwarenessPin, FrameError, FrameKind, Verdict, frames
 from ..protocol import ACCESS_WITHDRAWN, BAD_REQUEST, TOO_LARGE
+from .counting import edited_cells, refusal
 from .presence import PresenceReporter
 from .roomguards import RoomGuard, RoomGuards
 from .roomid import RoomId
@@ -219,14 +220,13 @@ class RoomConnection:
     # -- attribution ---------------------------------------------------------
 
     def _attribute(self, verdict: Verdict) -> None:
-        for touch in verdict.touched:
-            # A run is counted where it was asked for, on the kernel socket of whoever
-            # sent it (hub_rtc.singleuser.executions); the count a client then writes
-            # into the cell is the run's echo, not a second one.
-            if touch.part != "execution_count":
-                self._count("edit", touch.cell_id)
-        for touch in verdict.refused:
-            self._count("refused", touch.cell_id)
+        # what counts as an edit and as a refusal is one set of rules (.counting):
+        # cells a person changed, and one refusal per refused update
+        for cell_id in edited_cells(verdict):
+            self._count("edit", cell_id)
+        refused = refusal(verdict)
+        if refused is not None:
+            self._count("refused", refused.cell_id)
 
     def _count(self, kind: str, cell_id: str | None = None) -> None:
         session_id = self._access.session_id

@@ -49,6 +49,9 @@ def test_student_creates_and_manages_a_session(hub: LocalHub, tokens) -> None:
     }, alice), 201)
     conforms("Session", s)
     assert s["url"] == "/user/alice/lab/tree/project" and s["my_role"] == "owner"
+    # people, not grants: the team is expanded to its members (the empty group adds nobody)
+    assert s["people"] == ["bob", "carol"]
+    assert next(m for m in s["members"] if m["kind"] == "team")["people"] == ["carol"]
     sid = s["id"]
 
     assert ok(hub.rtc("GET", f"/sessions/{sid}", token=tokens["carol"]))["my_role"] == "viewer"

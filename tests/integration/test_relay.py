@@ -362,6 +362,30 @@ async def test_activity_attributes_relayed_edits_to_the_real_user(world: World) 
         relayed.close()
 
 
+async def test_a_refused_relayed_edit_counts_one_refusal(world: World) -> None:
+    """One update refused is one refused attempt, from a pycrdt client and a stock Yjs one."""
+
+    def refusals() -> int:
+        status, reply = world.rtc("GET", f"/sessions/{world.session_id}/activity?kind=refused"
+                                         f"&user={EDITOR}")
+        assert status == 200, reply
+        return sum(e["count"] for e in reply["events"] if e["cell_id"] == "locked")
+
+    await asyncio.sleep(6)  # past the server's next batch (5 s): earlier tests' counts are in
+    before = refusals()
+    relayed = await world.relayed(EDITOR)
+    try:
+        locked = relayed.source("locked")
+        relayed.type_into("locked", "SECRET-once ")  # one update
+        await relayed.until(lambda: relayed.source("locked") == locked)
+    finally:
+        relayed.close()
+    await asyncio.to_thread(run_yjs, world, EDITOR, "locked", "SECRET-yjs-once ")
+    await asyncio.to_thread(wait_for, "the refusals in the activity", lambda: refusals() > before, 20)
+    await asyncio.sleep(6)  # a second count of either would come with the next batch
+    assert refusals() - before == 2
+
+
 async def test_awareness_through_the_relay_names_the_real_user(world: World, direct: YClient) -> None:
     relayed = await world.relayed(EDITOR)
     try:

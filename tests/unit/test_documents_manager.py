@@ -149,6 +149,10 @@ async def test_refused_changes_send_nothing(manager: Manager, session_id: str, r
         with pytest.raises(Forbidden, match=match):
             await change
     assert rooms.opened == []
+    # refused before any room saw them, so counted here: "Refused attempts" lists them
+    refused = await manager.activity.read(ALICE, session_id, {"kind": "refused"})
+    assert {(e["user"], e["path"], e["cell_id"]) for e in refused} == {(who.name, "nb.ipynb", cell)}
+    assert sum(e["count"] for e in refused) == 3
 
 
 async def test_a_viewer_cannot_insert_and_a_token_without_write_cannot_change(
@@ -159,6 +163,9 @@ async def test_a_viewer_cannot_insert_and_a_token_without_write_cannot_change(
     with pytest.raises(Forbidden, match=SCOPE_DOCUMENTS_WRITE):
         await manager.documents.replace_source(reader, session_id, "nb.ipynb", "work", "x", rooms)
     assert rooms.opened == []
+    # carol's insert, on no cell; the token without the scope is no member's attempt
+    refused = await manager.activity.read(ALICE, session_id, {"kind": "refused"})
+    assert [(e["user"], e["cell_id"], e["count"]) for e in refused] == [("carol", None, 1)]
 
 
 async def test_the_owner_may_change_a_locked_cell(manager: Manager, session_id: str, rooms: Rooms) -> None:
@@ -185,6 +192,8 @@ async def test_a_change_the_room_reverts_anyway_is_refused(manager: Manager, ses
     with pytest.raises(Forbidden, match="refused bob's change to cell 'work'.*reverted"):
         await manager.documents.replace_source(BOB, session_id, "nb.ipynb", "work", "x", rooms)
     assert rooms.room().source("work") == before
+    # the room counts what it refuses (and reports it); counted here too, it would be twice
+    assert await manager.activity.read(ALICE, session_id, {"kind": "refused"}) == []
     assert all(c.closed for c in rooms.channels)
 
 

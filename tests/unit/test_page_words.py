@@ -52,3 +52,42 @@ def test_times_keep_the_moment_for_the_readers_zone_and_utc_without_script() -> 
     assert when.render(value="2026-11-21T10:05:00Z") == \
         '<time datetime="2026-11-21T10:05:00Z">2026-11-21 10:05 UTC</time>'
     assert when.render(value=None) == "–"
+
+
+def session_page(online: list[str]) -> str:
+    """session.html for bea's session: team "trio" (bea, cy, dee) and eve, as its owner."""
+    from hub_rtc.decision import Principal, Standing
+
+    s = {**session("ready", host="owner", message=""), "title": "Lab", "root": "lab1",
+         "server": {"user": "bea", "name": ""}, "course": None, "created": "2026-11-21T10:00:00Z",
+         "expires_at": None, "last_activity": None, "ended_at": None, "url": "/user/bea/lab",
+         "kernels": {"mode": "unknown", "why": ""}, "my_role": "owner", "watchers": [],
+         "people": ["cy", "dee", "eve"], "online": online,
+         "members": [{"kind": "team", "name": "trio", "role": "editor", "expires_at": None,
+                      "granted_by": "bea", "people": ["bea", "cy", "dee"]},
+                     {"kind": "user", "name": "eve", "role": "viewer", "expires_at": None,
+                      "granted_by": "bea"}]}
+    return render("session.html", s=s, manage=True, active=True,
+                  standing=Standing(Principal("bea"), "owner", False), notebooks=[], reading=None,
+                  rules={}, unapplied=[], summary=[], errors={}, values={}, kinds=["user", "team"],
+                  pending=[], roles=["viewer", "editor"], writers=[], xsrf="x", hub="/hub/",
+                  api="/api", home="/rtc/", version="0", nav=[], notice=None,
+                  me={"name": "bea", "admin": False, "watches": [], "can_create": True},
+                  url=lambda *parts: "/".join(parts), static=lambda name: name)
+
+
+def badge(page: str, person: str) -> str:
+    """The "online" badge beside ``person`` (the first one, if they show twice)."""
+    start = page.index(f'data-person="{person}"')
+    return page[start:page.index("</span>", start)]
+
+
+def test_the_session_page_lists_a_teams_members_and_badges_them_online() -> None:
+    page = session_page(online=["bea", "dee"])
+    team = page[page.index('aria-label="Members of team trio"'):]
+    team = team[:team.index("</ul>")]
+    assert [p for p in ("bea", "cy", "dee") if f'data-team-member="{p}"' in team] == ["bea", "cy", "dee"]
+    # online: the owner and dee (through the team); cy and eve are drawn hidden, for live.js
+    assert " hidden" not in badge(page, "bea") and " hidden" not in badge(page, "dee")
+    assert " hidden" in badge(page, "cy") and " hidden" in badge(page, "eve")
+    assert 'data-online-of="s1" data-person="dee"' in page  # the session live.js refreshes

@@ -159,6 +159,22 @@ async def test_the_status_counts_and_checks_health(hosted: Manager, directory) -
     assert (counts["sessions_active"], counts["members"], counts["servers_announced"]) == (1, 1, 1)
 
 
+async def test_members_are_counted_as_people_with_teams_expanded(hosted: Manager, directory) -> None:
+    """"Members 2" was two grants: a team of three is three people (its owner's own
+    membership aside), and a hub group, whose members only the hub knows, is shown beside."""
+    await hosted.teams.create(ALICE, {"name": "trio", "members": ["alice", "bob", "carol"]})
+    s = await owner_session(hosted, directory, members=[
+        {"team": "trio", "role": "editor"}, {"user": "dave", "role": "viewer"},
+        {"group": "cs101", "role": "viewer"}])
+    assert s["people"] == ["bob", "carol", "dave"]
+    team = next(m for m in s["members"] if m["kind"] == "team")
+    assert team["people"] == ["alice", "bob", "carol"]  # the page lists the team's members
+    assert all("people" not in m for m in s["members"] if m["kind"] != "team")
+    row = next(r for r in (await hosted.overview.watched(IDA))["sessions"] if r["id"] == s["id"])
+    assert (row["member_count"], row["group_count"]) == (3, 1)
+    assert (await hosted.status.report(ADMIN))["counts"]["members"] == 3
+
+
 async def test_a_failing_hub_shows_in_the_status(hosted: Manager, directory: StaticDirectory,
                                                  monkeypatch) -> None:
     from hub_rtc.manager.ports import HostingError

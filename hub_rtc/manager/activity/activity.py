@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ...records import ActivityEvent, RTCSession, User
+from ...records import ActivityEvent, RTCSession, User, models
 from ..access.people import People
 from ..actor import SCOPE_ACTIVITY_READ, SCOPE_ACTIVITY_WRITE, SCOPE_ADMIN, Actor, speaks_for
 from ..context import Context
@@ -72,6 +72,22 @@ class Activity:
         rows = [_row(session_id, e, ids[e["user"]]) for e in events]
         await self.db.run(lambda db: _store(db, _hosted(db, actor, session_id), rows))
         return sum(r["count"] for r in rows)
+
+    async def refused(self, session_id: str, user: str, path: str, cell_id: str | None) -> None:
+        """Count one attempt the service refused itself, as the session's server counts
+        those it refuses: the document API checks the rules before the room sees the
+        change, so no server would count it (``path`` below the session's folder)."""
+        person = await self.people.ensure(user)
+        event = {"ts": iso(models.utcnow()), "user": user, "kind": "refused", "path": path,
+                 "cell_id": cell_id or ""}
+        row = _row(session_id, event, person.id)
+
+        def store(db: Session) -> None:
+            session = db.get(RTCSession, session_id)
+            if session is not None:  # (gone meanwhile: nothing to count it in)
+                _store(db, session, [row])
+
+        await self.db.run(store)
 
 
 def _hosted(db: Session, actor: Actor, session_id: str) -> RTCSession:

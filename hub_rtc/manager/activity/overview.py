@@ -46,7 +46,10 @@ class Overview:
         totals = await self.ctx.db.run(lambda db: _totals(db, [r["id"] for r in rows]))
         for row in rows:
             row.update(totals.get(row["id"], {"edit": 0, "execute": 0, "refused": 0}))
-            row["member_count"] = len(row["members"])
+            # people, not grants: a team of three is three; a hub group's members are
+            # the hub's to know, so groups are counted beside
+            row["member_count"] = len(row["people"])
+            row["group_count"] = sum(1 for m in row["members"] if m["kind"] == "group")
         rows.sort(key=lambda r: _sort_key(r, sort), reverse=descending)
         return {"sessions": rows, "courses": courses}
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, union
 from sqlalchemy.orm import Session
 
 from ... import __version__
-from ...records import Grant, RTCSession, Server, Team
+from ...records import Grant, RTCSession, Server, Team, TeamMember
 from ..actor import SCOPE_ADMIN, Actor
 from ..context import Context
 from ..errors import Forbidden
@@ -55,6 +55,19 @@ def _ms_since(start: float) -> float:
     return round(1000 * (time.perf_counter() - start), 1)
 
 
+def _people_in(sessions: Any) -> Any:
+    """The distinct people the grants of ``sessions`` name: users, and each member of
+    a team (a team of three is three people, not one grant), but not a session's owner
+    in their own session's team, as a session's ``people`` says.  Hub groups are the
+    hub's to expand, so they add nobody."""
+    granted = select(Grant.principal.label("user_id")).join(RTCSession).where(
+        sessions, Grant.kind == "user")
+    in_teams = (select(TeamMember.user_id.label("user_id"))
+                .join(Grant, (Grant.kind == "team") & (Grant.principal == TeamMember.team_id))
+                .join(RTCSession).where(sessions, TeamMember.user_id != RTCSession.owner_id))
+    return union(granted, in_teams)  # (UNION, not UNION ALL: each person once)
+
+
 def _counts(db: Session) -> dict[str, int]:
     def count(query: Any) -> int:
         return int(db.scalar(query) or 0)
@@ -63,7 +76,7 @@ def _counts(db: Session) -> dict[str, int]:
     return {
         "sessions_active": count(select(func.count()).select_from(RTCSession).where(active)),
         "sessions_ended": count(select(func.count()).select_from(RTCSession).where(~active)),
-        "members": count(select(func.count()).select_from(Grant).join(RTCSession).where(active)),
+        "members": count(select(func.count()).select_from(_people_in(active).subquery())),
         "teams": count(select(func.count()).select_from(Team)),
         "servers_announced": count(select(func.count()).select_from(Server)),
     }

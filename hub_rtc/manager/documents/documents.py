@@ -37,6 +37,7 @@ from ...documents import (
 )
 from ...protocol import Channel
 from ..access.decisions import Decisions
+from ..activity.activity import Activity
 from ..actor import SCOPE_DOCUMENTS_READ, SCOPE_DOCUMENTS_WRITE, Actor
 from ..context import Context
 from ..errors import Conflict, Forbidden, Invalid, NotFound, Unavailable
@@ -51,10 +52,13 @@ log = logging.getLogger("hub_rtc.documents")
 
 class Documents:
     def __init__(self, ctx: Context, sessions: Sessions, decisions: Decisions,
-                 timeout: float = 15.0, replica_seconds: float = 30.0) -> None:
+                 timeout: float = 15.0, replica_seconds: float = 30.0,
+                 activity: Activity | None = None) -> None:
         self.ctx = ctx
         self.sessions = sessions
         self.decisions = decisions
+        #: where a change refused here is counted (None: not counted)
+        self.activity = activity
         #: how long the room may take to answer one step
         self.timeout = timeout
         #: warm replicas kept between calls (None: a room opened and synced per call)
@@ -120,6 +124,10 @@ class Documents:
         place = located(found.serving, clean, kind)
         decision = self.decisions.decide(found.principal, action, resource, found.view)
         if not decision.allowed:
+            if action == "write" and self.activity is not None:
+                # a member's change the rules refuse: refused here, so the room never
+                # sees it and no server counts it; the instructor's page must still show it
+                await self.activity.refused(session_id, actor.name, place.path, cell_id)
             raise Forbidden(f"{actor.name} may not {action} {_what(place.path, cell_id)}: "
                             f"{decision.reason}")
         return place

@@ -38,8 +38,8 @@ class SessionActivityPage(PageHandler):
         actor = await self.viewer()
         session = await self.manager.sessions.get(actor, session_id)
         events = await self.manager.activity.read(actor, session_id, {"limit": "100000"})
-        members = [m["name"] for m in session["members"] if m["kind"] == "user"]
-        data = bucket(events, [session["owner"], *members], now=chart_end(session))
+        # a row per person, team members too (a team's grant is each of theirs)
+        data = bucket(events, [session["owner"], *session["people"]], now=chart_end(session))
         chart = Markup(timeline_svg(data, f"Activity in {session['title']}")) if data else None
         # cells in order with their text, where the instructor may read them (once joined)
         notebooks, _ = await session_notebooks(self.settings["upstream"], session, actor.name)

@@ -9,7 +9,9 @@
   // refresh is a 403.  The page template gives the token the service issued.
   const xsrf = document.querySelector('meta[name="xsrf-token"]');
   const spots = document.querySelectorAll("[data-online]");
-  if (!api || spots.length === 0) return;
+  // the "online" badge beside each person (members, team members, the owner)
+  const badges = document.querySelectorAll("[data-online-of]");
+  if (!api || spots.length + badges.length === 0) return;
 
   function show(spot, names) {
     spot.replaceChildren();
@@ -28,7 +30,8 @@
 
   async function refresh() {
     if (document.visibilityState === "hidden") return;  // a background tab costs the service nothing
-    const ids = new Set(Array.from(spots, (s) => s.dataset.online));
+    const ids = new Set([...Array.from(spots, (s) => s.dataset.online),
+                         ...Array.from(badges, (b) => b.dataset.onlineOf)]);
     const headers = { Accept: "application/json" };
     if (xsrf && xsrf.content) headers["X-XSRFToken"] = xsrf.content;
     try {
@@ -38,8 +41,11 @@
       const body = await reply.json();
       for (const session of body.sessions) {
         if (!ids.has(session.id)) continue;
+        const online = session.online || [];
         document.querySelectorAll('[data-online="' + CSS.escape(session.id) + '"]')
-          .forEach((spot) => show(spot, session.online || []));
+          .forEach((spot) => show(spot, online));
+        document.querySelectorAll('[data-online-of="' + CSS.escape(session.id) + '"]')
+          .forEach((badge) => { badge.hidden = !online.includes(badge.dataset.person); });
       }
     } catch (e) { /* offline for a moment: try again next round */ }
   }
