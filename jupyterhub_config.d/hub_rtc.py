@@ -31,8 +31,10 @@
 #   default scopes are kept).  The hub gives a server's token only what its
 #   user holds, so the `user` role holds the same two filtered to the user's
 #   own servers (`!user`): nobody can ask about, or speak for, another's server,
-# - $HUB_RTC_API_URL in every spawned server's environment: the service's
-#   API, reached directly rather than through the proxy, and
+# - $HUB_RTC_API_URL in every spawned server's environment (c.Spawner's, and
+#   any spawner's own section that sets one, such as zero-to-jupyterhub's
+#   c.KubeSpawner): the service's API, under c.JupyterHub.base_url, reached
+#   directly rather than through the proxy, and
 #   $HUB_RTC_SERVICE_NAME: the one caller whose on-behalf header servers believe,
 # - c.RTCService.upstream_url, if not set: the proxy's address, from
 #   c.JupyterHub.bind_url (or ip and port), where the relay reaches servers,
@@ -210,12 +212,28 @@ if instructor_groups:
     )
 c.JupyterHub.load_roles = roles
 
-# Servers reach the service directly (not through the proxy) at its API.
-environment = dict(_value(c.Spawner, "environment", {}))
-environment.setdefault("HUB_RTC_API_URL", f"{url.rstrip('/')}/services/{name}/api/v1")
-# ...and believe the on-behalf header from this service alone.
-environment.setdefault("HUB_RTC_SERVICE_NAME", name)
-c.Spawner.environment = environment
+# Servers reach the service directly (not through the proxy) at its API, under the
+# hub's base URL as every service is...
+base = _value(c.JupyterHub, "base_url", "/").strip("/")
+prefix = f"/{base}/services/{name}" if base else f"/services/{name}"
+SERVER_ENV = {"HUB_RTC_API_URL": f"{url.rstrip('/')}{prefix}/api/v1",
+              # ...and believe the on-behalf header from this service alone.
+              "HUB_RTC_SERVICE_NAME": name}
+
+
+def _with_server_env(section):
+    environment = dict(_value(section, "environment", {}))
+    for key, value in SERVER_ENV.items():
+        environment.setdefault(key, value)
+    section.environment = environment
+
+
+_with_server_env(c.Spawner)
+# A spawner's own section wins over c.Spawner's where it sets environment too
+# (zero-to-jupyterhub always sets c.KubeSpawner.environment): fill those in as well.
+for _section in [key for key in c if key.endswith("Spawner") and key != "Spawner"]:
+    if "environment" in c[_section]:
+        _with_server_env(c[_section])
 
 # Collaboration accounts (rtc-<id>) are hub users that only the service drives:
 # nobody may log in as one, whatever the authenticator says.  The prefix is

@@ -182,6 +182,21 @@ def test_dropin_completes_an_external_service_and_adds_no_managed_one() -> None:
         load_dropin(managed)
 
 
+def test_dropin_gives_servers_the_api_under_the_hubs_base_url_in_every_spawners_section() -> None:
+    """A spawner's own section wins over c.Spawner's (zero-to-jupyterhub always sets
+    c.KubeSpawner.environment), and every service lives under the hub's base URL."""
+    c = Config()
+    c.JupyterHub.base_url = "/jhub/"
+    c.KubeSpawner.environment = {"TZ": "UTC", "HUB_RTC_SERVICE_NAME": "mine"}
+    c.DockerSpawner.cpu_limit = 1.0  # a section without environment is left alone
+    load_dropin(c)
+    want = "http://127.0.0.1:10101/jhub/services/rtc/api/v1"
+    assert c.Spawner.environment["HUB_RTC_API_URL"] == want
+    assert c.KubeSpawner.environment == {"TZ": "UTC", "HUB_RTC_SERVICE_NAME": "mine",
+                                         "HUB_RTC_API_URL": want}  # the admin's values win
+    assert "environment" not in c.DockerSpawner
+
+
 def test_a_replica_reads_its_settings_file_and_the_command_line_wins(tmp_path) -> None:
     from hub_rtc.service.app import RTCService
 
