@@ -2,6 +2,7 @@
 
 from .database import Database, DatabaseUnavailable, SchemaMismatch, backup_sqlite, check_schema, upgrade
 from .models import (
+    ActivityBatch,
     ActivityEvent,
     CellBaseline,
     CellRule,
@@ -22,6 +23,7 @@ from .models import (
 )
 
 __all__ = [
+    "ActivityBatch",
     "ActivityEvent",
     "CellBaseline",
     "CellRule",

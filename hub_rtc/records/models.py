@@ -265,6 +265,20 @@ class ActivityEvent(Base):
         return f"<ActivityEvent {self.kind} x{self.count} {self.minute:%H:%M}>"
 
 
+class ActivityBatch(Base):
+    """A batch of activity a shared server sent, by the id it gave it: a server that
+    was killed, or did not hear the answer, sends the batch again under the same id,
+    and it is counted once."""
+
+    __tablename__ = "activity_batches"
+    __table_args__ = (UniqueConstraint("session_id", "batch_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(ForeignKey("sessions.id", ondelete="CASCADE"))
+    batch_id: Mapped[str] = mapped_column(String(64))
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class HubShare(Base):
     """A JupyterHub share the service made, kept so it can be reconciled."""
 

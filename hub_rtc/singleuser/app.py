@@ -216,7 +216,7 @@ class HubRTCExtension(ExtensionApp):
         if self.freeze_startup_objects:
             # once the loop runs: every extension has loaded and the server has started
             IOLoop.current().add_callback(gcpause.freeze_startup, self.log)
-        self.tally = Tally()
+        self.tally = Tally()  # (durable once the update store is known, below)
         self.presence = PresenceReporter()
         self.guards = RoomGuards(Limits(max_update=self.max_update_bytes, max_depth=self.max_nesting,
                                         max_document=self.max_document_bytes),
@@ -229,6 +229,8 @@ class HubRTCExtension(ExtensionApp):
         if self.batched_store and ydoc is not None:  # (without it, start-up refuses, below)
             # before jupyter_server_ydoc makes its handlers (it loads after hub_rtc)
             ydoc.ystore_class = updatelog.on_file(self.store_path())
+            # counts are committed with the updates they count, and sent from there
+            self.tally.journal = updatelog.UpdateLog.for_file(self.store_path(), self.log)
         self._install_auth()
         hook_kernel_identity(app.kernel_manager)
         self._isolate_kernels()
@@ -482,12 +484,36 @@ class HubRTCExtension(ExtensionApp):
         """Send counted activity; keep what the service did not take."""
         if self.gate.client is None:
             return
+        journal = self.tally.journal
+        if isinstance(journal, updatelog.UpdateLog):
+            await self._send_journal(journal)
+            return
         for session_id, events in self.tally.drain().items():
             try:
                 await self.gate.client.record(session_id, events)
             except ServiceUnavailable as e:
                 self.log.warning("hub_rtc: activity not sent yet: %s", e)
                 self.tally.restore(session_id, events)
+
+    async def _send_journal(self, journal: updatelog.UpdateLog) -> None:
+        """Send the durable counts as one batch, forgotten only once the service has all
+        of it: a part it already has is counted once, whatever is sent again."""
+        assert self.gate.client is not None
+        batch = await journal.take_counts()
+        if batch is None:
+            return
+        for session_id, events in batch.events.items():
+            try:
+                await self.gate.client.record(session_id, events, batch=batch.id)
+            except ServiceUnavailable as e:
+                if not e.final:  # not there, or not answering: the whole batch again later
+                    self.log.info("hub_rtc: activity kept until the service takes it: %s", e)
+                    return
+                # it answered and refused (the session is gone, or not ours any more):
+                # sending it again would not help
+                self.log.warning("hub_rtc: the service refused the activity of session %s;"
+                                 " dropped: %s", session_id, e)
+        await journal.confirm_counts(batch.id)
 
     async def _report_presence_forever(self) -> None:
         # checked every second, sent only when due: a join shows within ~1 s

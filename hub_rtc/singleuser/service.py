@@ -21,6 +21,16 @@ BATCH_LIMIT = 10_000
 class ServiceUnavailable(RuntimeError):
     """The service did not answer; callers fail closed."""
 
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        #: the HTTP status it answered with; None: it did not answer at all
+        self.status = status
+
+    @property
+    def final(self) -> bool:
+        """It answered, and refused (4xx): sending the same again would not help."""
+        return self.status is not None and 400 <= self.status < 500 and self.status != 429
+
 
 class ServiceClient:
     """The service's server-facing endpoints (announce, rights, activity, events)."""
@@ -44,7 +54,9 @@ class ServiceClient:
             response = await self.http.fetch(request)
         except HTTPClientError as e:
             detail = e.response.body.decode(errors="replace")[:300] if e.response else str(e)
-            raise ServiceUnavailable(f"{method} {path}: {e.code} {detail}") from None
+            # (599: tornado's own code for no answer at all)
+            raise ServiceUnavailable(f"{method} {path}: {e.code} {detail}",
+                                     e.code if e.response is not None else None) from None
         except OSError as e:
             raise ServiceUnavailable(f"{method} {path}: {e}") from None
         return json.loads(response.body or b"null")
@@ -64,10 +76,15 @@ class ServiceClient:
                         "account": cannot_switch is None,
                         "account_missing": (cannot_switch or "")[:300]}})
 
-    async def record(self, session_id: str, events: list[dict[str, Any]]) -> None:
-        for start in range(0, len(events), BATCH_LIMIT):
-            await self._call("POST", f"/sessions/{quote(session_id)}/activity",
-                             {"events": events[start:start + BATCH_LIMIT]})
+    async def record(self, session_id: str, events: list[dict[str, Any]],
+                     batch: str | None = None) -> None:
+        """Send ``events``; with a ``batch`` id, each part under an id of its own derived
+        from it, so that sending the same batch again counts nothing twice."""
+        for part, start in enumerate(range(0, len(events), BATCH_LIMIT)):
+            body: dict[str, Any] = {"events": events[start:start + BATCH_LIMIT]}
+            if batch is not None:
+                body["batch"] = f"{batch}-{part}"
+            await self._call("POST", f"/sessions/{quote(session_id)}/activity", body)
 
     async def presence(self, sessions: dict[str, dict[str, int]]) -> None:
         await self._call("POST", "/servers/presence",

@@ -1,11 +1,25 @@
-"""Attribution: who changed which cell, counted in memory and sent in batches."""
+"""Attribution: who changed which cell, counted and sent in batches.
+
+With hub_rtc's update store (the default) the counts are kept in its database,
+committed with the updates they count (:meth:`UpdateLog.count`), and sent from
+there under a batch id the service counts once: a kill of the server loses no
+count and doubles none, and counts the service could not take (it was stopped
+first, or restarting) are sent when it is back, even after a restart of the
+server.  Without it they are counted in memory, as before.
+"""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+
+
+class Journal(Protocol):
+    """Where counts are made durable (:class:`~.updatelog.UpdateLog`)."""
+
+    def count(self, key: tuple[str, str, str, str, str, str], n: int = 1) -> None: ...
 
 Key = tuple[str, str, str, str, str, str]  # session, user, kind, path, cell, minute
 
@@ -38,15 +52,20 @@ class Tally:
     hot path.
     """
 
-    def __init__(self, max_keys: int = 50_000) -> None:
+    def __init__(self, max_keys: int = 50_000, journal: Journal | None = None) -> None:
         self.max_keys = max_keys
         self._counts: Counter[Key] = Counter()
         self._clock = _MinuteClock()
         self.dropped = 0
+        #: where counts are made durable; None: in memory only
+        self.journal = journal
 
     def add(self, session_id: str, user: str, kind: str, path: str = "",
             cell_id: str | None = None, count: int = 1, now: datetime | None = None) -> None:
         key = (session_id, user, kind, path, cell_id or "", _minute(now) if now else self._clock.now())
+        if self.journal is not None:
+            self.journal.count(key, count)
+            return
         if key not in self._counts and len(self._counts) >= self.max_keys:
             self.dropped += count  # the service is unreachable for long: bound the memory
             return

@@ -24,6 +24,7 @@ import logging
 import os
 import sqlite3
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -47,16 +48,35 @@ _SCHEMA = (
     "CREATE INDEX IF NOT EXISTS idx_yupdates_path_timestamp ON yupdates (path, timestamp)",
     "CREATE TABLE IF NOT EXISTS ycheckpoints (path TEXT NOT NULL, checkpoint BLOB NOT NULL, "
     "timestamp REAL NOT NULL, PRIMARY KEY(path))",
+    # hub_rtc's own: activity counted and not yet taken by the service, and the one batch
+    # of them being sent (stock jupyter-collaboration reads neither, and leaves them be)
+    "CREATE TABLE IF NOT EXISTS hub_rtc_counts (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "session TEXT NOT NULL, user TEXT NOT NULL, kind TEXT NOT NULL, path TEXT NOT NULL, "
+    "cell TEXT NOT NULL, minute TEXT NOT NULL, count INTEGER NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS hub_rtc_batches (id TEXT PRIMARY KEY, upto INTEGER NOT NULL)",
 )
+#: counts staged with no update to ride with are committed on their own after this long
+COUNT_SECONDS = 0.25
 
 #: one row: (document path, update, metadata, timestamp)
 Row = tuple[str, bytes, bytes, float]
+#: what one activity count is of: (session, user, kind, path, cell, minute)
+CountKey = tuple[str, str, str, str, str, str]
 
 #: the metadata of a row that marks a save: the file holds every update stamped
 #: before the marker's time.  Its update is the empty one, which every reader
 #: (stock jupyter-collaboration's too) applies as nothing.
 SAVED = b"hub_rtc:saved"
 EMPTY_UPDATE = b"\x00\x00"
+
+
+@dataclass(frozen=True)
+class CountBatch:
+    """The counts being sent to the service, under one id until it has them all."""
+
+    id: str
+    #: per session, in the service's activity format
+    events: dict[str, list[dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -97,6 +117,8 @@ class UpdateLog:
         self._writing: asyncio.Task[None] | None = None
         self._last = 0.0  # the newest timestamp handed out: rows are strictly ordered
         self._since_checkpoint: dict[str, int] = {}
+        self._counts: Counter[CountKey] = Counter()
+        self._counts_due: asyncio.TimerHandle | None = None
         #: batches and rows committed, for benchmarks and tests
         self.commits = 0
         self.rows = 0
@@ -125,6 +147,24 @@ class UpdateLog:
         self._pending.append((path, EMPTY_UPDATE, SAVED, stamp))
         return self._batch_future()
 
+    def count(self, key: CountKey, n: int = 1) -> None:
+        """Stage ``n`` activity counts of ``key``, durable with the next commit.
+
+        A count taken for an update is staged before the room appends that update, so
+        it is committed with it, or with an earlier batch: never after it, so a kill
+        cannot keep a document change whose count is lost.  Counts with no update to
+        ride with (refusals, runs, saves) are committed on their own within
+        :data:`COUNT_SECONDS`.
+        """
+        self._counts[key] += n
+        if self._counts_due is None:
+            self._counts_due = asyncio.get_running_loop().call_later(COUNT_SECONDS, self._due)
+
+    def _due(self) -> None:
+        self._counts_due = None
+        if self._counts:
+            self._batch_future()
+
     def _batch_future(self) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         if self._batch is None:
@@ -144,12 +184,14 @@ class UpdateLog:
         """Commit what is pending, then what arrived meanwhile, until nothing is."""
         loop = asyncio.get_running_loop()
         try:
-            while self._pending:
+            # (counts alone do not keep it going: they wait for rows, or for _due)
+            while self._pending or self._batch is not None:
                 rows, self._pending = self._pending, []
+                counts, self._counts = self._counts, Counter()
                 done, self._batch = self._batch, None
                 assert done is not None
                 try:
-                    await loop.run_in_executor(self._thread, self._commit, rows)
+                    await loop.run_in_executor(self._thread, self._commit, rows, counts)
                 except Exception as e:  # noqa: BLE001 - handed to every waiter
                     if not done.done():
                         done.set_exception(e)
@@ -159,6 +201,16 @@ class UpdateLog:
                         done.set_result(None)
         finally:
             self._writing = None
+
+    async def take_counts(self) -> CountBatch | None:
+        """The committed counts to send: the batch not confirmed yet if there is one
+        (the same id again), else all counts so far under a new id; None: nothing."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._take_counts)
+
+    async def confirm_counts(self, batch_id: str) -> None:
+        """The service has every part of ``batch_id``: forget its counts."""
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._confirm_counts,
+                                                         batch_id)
 
     async def read(self, path: str) -> Stored:
         """What is stored of ``path``."""
@@ -208,11 +260,15 @@ class UpdateLog:
             self._db = db
         return self._db
 
-    def _commit(self, rows: list[Row]) -> None:
+    def _commit(self, rows: list[Row], counts: Counter[CountKey] | None = None) -> None:
         db = self._connect()
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany("INSERT INTO yupdates VALUES (?, ?, ?, ?)", rows)
+            if counts:
+                db.executemany("INSERT INTO hub_rtc_counts (session, user, kind, path, cell,"
+                               " minute, count) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               [(*key, n) for key, n in counts.items()])
             for path, count in Counter(row[0] for row in rows).items():
                 self._since_checkpoint[path] = self._since_checkpoint.get(path, 0) + count
                 if self._since_checkpoint[path] >= CHECKPOINT_EVERY:
@@ -223,6 +279,41 @@ class UpdateLog:
             raise
         self.commits += 1
         self.rows += len(rows)
+
+    def _take_counts(self) -> CountBatch | None:
+        db = self._connect()
+        found = db.execute("SELECT id, upto FROM hub_rtc_batches").fetchone()
+        if found is None:
+            upto = db.execute("SELECT max(id) FROM hub_rtc_counts").fetchone()[0]
+            if upto is None:
+                return None
+            found = (uuid.uuid4().hex, upto)
+            # committed (autocommit) before anything is sent: a kill after sending
+            # sends the same id again, which the service counts once
+            db.execute("INSERT INTO hub_rtc_batches VALUES (?, ?)", found)
+        events: dict[str, list[dict[str, Any]]] = {}
+        for session, user, kind, path, cell, minute, n in db.execute(
+                "SELECT session, user, kind, path, cell, minute, sum(count) FROM hub_rtc_counts"
+                " WHERE id <= ? GROUP BY session, user, kind, path, cell, minute", (found[1],)):
+            event: dict[str, Any] = {"ts": minute, "user": user, "kind": kind, "path": path,
+                                     "count": n}
+            if cell:
+                event["cell_id"] = cell
+            events.setdefault(session, []).append(event)
+        return CountBatch(found[0], events)
+
+    def _confirm_counts(self, batch_id: str) -> None:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            found = db.execute("SELECT upto FROM hub_rtc_batches WHERE id = ?", (batch_id,)).fetchone()
+            if found is not None:
+                db.execute("DELETE FROM hub_rtc_counts WHERE id <= ?", (found[0],))
+                db.execute("DELETE FROM hub_rtc_batches WHERE id = ?", (batch_id,))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def _checkpoint(self, db: sqlite3.Connection, path: str) -> None:
         """Fold ``path``'s updates into its checkpoint (the rows stay: they are the

@@ -6,7 +6,8 @@ killed with SIGKILL at a point the round picks (mid-burst, right after the
 watcher received the last edit, between edits, while a save is due) and
 restarted through the hub.  A fresh client (no state of its own to resync)
 must then find every edit the watcher had received, each exactly once, in the
-room and, once saved, in the file.
+room and, once saved, in the file; and the service must have counted each of ed's
+edits in the room exactly once (attribution durable through every kill, issue 15).
 
 Before the room wrote updates durably before broadcasting them, every round
 lost the watcher's edits (the restarted room loaded the older file over the
@@ -53,6 +54,7 @@ class World:
         self.hub = hub
         self.home = home
         self.tokens = {name: hub.user_token(name) for name in (OWNER, EDITOR)}
+        self.session_id = ""
 
     def client(self, user: str) -> Any:
         return YClient.connect(self.hub.url, OWNER, NOTEBOOK, self.tokens[user], timeout=30)
@@ -87,9 +89,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                             {"type": "notebook", "format": "json",
                              "content": code_notebook({"free": "start\n"})}, owner)
         assert status in (200, 201)
-        host_session(lambda m, p, b: hub.rtc(m, p, b, owner),
-                     {"title": "Crash", "host": "owner", "root": "crash",
-                      "members": [{"user": EDITOR, "role": "editor"}]})
+        w.session_id = host_session(lambda m, p, b: hub.rtc(m, p, b, owner),
+                                    {"title": "Crash", "host": "owner", "root": "crash",
+                                     "members": [{"user": EDITOR, "role": "editor"}]})
         yield w
     finally:
         hub.stop()
@@ -157,9 +159,26 @@ async def test_sigkill_at_any_moment_loses_no_edit_anyone_saw(world: World) -> N
                             f"doubled {doubled[:5]}")
     assert not failures, "\n".join(failures)
     assert len(received) >= ROUNDS  # the rounds really saw edits arrive
+    await every_edit_attributed_once(world, set(found))
 
     def saved() -> bool:
         on_disk = tokens_in(world.disk_source())
         return received <= set(on_disk) and len(on_disk) == len(set(on_disk))
 
     await asyncio.to_thread(wait_for, "every received edit in the file, once", saved, 30)
+
+
+async def every_edit_attributed_once(world: World, in_room: set[str]) -> None:
+    """Each of ed's edits in the room is one count of his in the service: the counts the
+    server took were kept through every kill (committed with their edits) and sent once,
+    however often a batch was sent again."""
+    def attributed() -> int:
+        status, summary = world.hub.rtc("GET", f"/sessions/{world.session_id}/activity/summary",
+                                        None, world.tokens[OWNER])
+        assert status == 200, summary
+        return sum(m["edit"] for m in summary["members"] if m["user"] == EDITOR)
+
+    # the server sends what it counted every few seconds
+    await asyncio.to_thread(wait_for, "ed's edits attributed", lambda: attributed() >= len(in_room), 30)
+    await asyncio.sleep(6)  # one more send: nothing may come twice
+    assert attributed() == len(in_room)

@@ -271,6 +271,22 @@ async def test_only_the_hosting_server_records_activity(hosted, directory) -> No
         await hosted.activity.record(server_token("alice", "other"), s["id"], event)
 
 
+async def test_a_batch_sent_again_is_counted_once(hosted, directory) -> None:
+    """A server killed after sending (or that never heard the answer) sends the same
+    batch id again; at once too (two deliveries racing)."""
+    s = await owner_session(hosted, directory, members=[{"user": "bob", "role": "editor"}])
+    server = server_token("alice")
+    event = [{"ts": "2026-11-21T10:00:00Z", "user": "bob", "kind": "edit", "count": 4}]
+    assert await hosted.activity.record(server, s["id"], event, "b1-0") == 4
+    assert await hosted.activity.record(server, s["id"], event, "b1-0") == 0
+    twice = await asyncio.gather(*(hosted.activity.record(server, s["id"], event, "b2-0")
+                                   for _ in range(2)))
+    assert sorted(twice) == [0, 4]
+    summary = await hosted.activity.summary(ALICE, s["id"])
+    assert [m["edit"] for m in summary if m["user"] == "bob"] == [8]  # b1 once, b2 once
+    assert await hosted.activity.record(server, s["id"], event) == 4  # no id: counted each time
+
+
 # -- the sweep -------------------------------------------------------------------------
 
 

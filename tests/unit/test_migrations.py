@@ -44,7 +44,7 @@ def _fill_0001(url: str) -> None:
 
 
 #: the newest migration: a new one moves this
-HEAD = "0008"
+HEAD = "0009"
 
 
 def test_upgrade_from_first_revision_keeps_rows(db_url: str) -> None:
@@ -53,7 +53,7 @@ def test_upgrade_from_first_revision_keeps_rows(db_url: str) -> None:
     engine = make_engine(db_url)
     assert current_revision(engine) == HEAD
     tables = set(inspect(engine).get_table_names())
-    assert {"activity_events", "cell_baselines", "notebook_baselines"} <= tables
+    assert {"activity_events", "activity_batches", "cell_baselines", "notebook_baselines"} <= tables
     assert {"kernel_sandbox", "kernel_sandbox_missing"} <= {
         c["name"] for c in inspect(engine).get_columns("servers")}
     engine.dispose()

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ...records import ActivityEvent, RTCSession, User, models
+from ...records import ActivityBatch, ActivityEvent, RTCSession, User, models
 from ..access.people import People
 from ..actor import SCOPE_ACTIVITY_READ, SCOPE_ACTIVITY_WRITE, SCOPE_ADMIN, Actor, speaks_for
 from ..context import Context
@@ -63,15 +63,27 @@ class Activity:
         events = await self.read(actor, session_id, {"limit": "100000"})
         return summarise(events)
 
-    async def record(self, actor: Actor, session_id: str, events: list[dict[str, Any]]) -> int:
-        """Store a batch from a shared server; returns how many events were counted."""
+    async def record(self, actor: Actor, session_id: str, events: list[dict[str, Any]],
+                     batch: str | None = None) -> int:
+        """Store a batch from a shared server; returns how many events were counted.
+
+        A ``batch`` id the session has recorded already counts nothing: the server
+        sends a batch again when it cannot know it arrived (it was killed, or the
+        answer was lost), and it is counted once."""
         if not (actor.is_admin or any(s.partition("!")[0] == SCOPE_ACTIVITY_WRITE for s in actor.scopes)):
             raise Forbidden(f"recording activity needs the {SCOPE_ACTIVITY_WRITE} scope")
         # one look-up per person, not per event: a batch may hold thousands
         ids = {name: (await self.people.ensure(name)).id for name in {e["user"] for e in events}}
         rows = [_row(session_id, e, ids[e["user"]]) for e in events]
-        await self.db.run(lambda db: _store(db, _hosted(db, actor, session_id), rows))
-        return sum(r["count"] for r in rows)
+
+        def store(db: Session) -> int:
+            session = _hosted(db, actor, session_id)
+            if batch is not None and not _first_time(db, session_id, batch):
+                return 0
+            _store(db, session, rows)
+            return sum(r["count"] for r in rows)
+
+        return await self.db.run(store)
 
     async def refused(self, session_id: str, user: str, path: str, cell_id: str | None) -> None:
         """Count one attempt the service refused itself, as the session's server counts
@@ -128,6 +140,17 @@ def _limit(raw: str | None) -> int:
 def _event_json(event: ActivityEvent, user: str) -> dict[str, Any]:
     return {"ts": iso(event.minute), "user": user, "kind": event.kind,
             "path": event.path, "cell_id": event.cell_id or None, "count": event.count}
+
+
+def _first_time(db: Session, session_id: str, batch: str) -> bool:
+    """Note ``batch`` as recorded in the session; False if it was already.  (One
+    statement: two deliveries at once cannot both be first.)"""
+    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+    made = db.execute(insert(ActivityBatch).values(session_id=session_id, batch_id=batch,
+                                                   recorded_at=models.utcnow())
+                      .on_conflict_do_nothing(index_elements=["session_id", "batch_id"])
+                      .returning(ActivityBatch.id)).first()
+    return made is not None
 
 
 def _store(db: Session, session: RTCSession, rows: list[dict[str, Any]]) -> None:

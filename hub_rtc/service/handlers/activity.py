@@ -19,7 +19,8 @@ class ActivityHandler(APIHandler):
         # custom:rtc:activity:write, filtered to the hosting server: the manager checks
         actor = await self.actor(None, server_token=True)
         batch = self.body("ActivityBatch")
-        count = await self.manager.activity.record(actor, session_id, batch["events"])
+        count = await self.manager.activity.record(actor, session_id, batch["events"],
+                                                   batch.get("batch"))
         self.write_json({"recorded": count})
 
 
