@@ -14,6 +14,7 @@ import asyncio
 import random
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from sqlalchemy import func, select
 from hub_rtc.manager import HostingSettings, Manager, StaticDirectory
 from hub_rtc.manager.ports import ServerKey, ServerState
 from hub_rtc.policy import RTCPolicy
-from hub_rtc.records import Database, HubShare
+from hub_rtc.records import Database, HubShare, models
 from tests.conftest import _postgres_url
 from tests.unit.test_hosting import ALICE, announce
 
@@ -135,3 +136,25 @@ async def test_members_changed_through_both_replicas_at_once_are_shared_as_grant
         want = {("user", name) for name in members}
         assert hub.shared_with("alice") == want
         assert recorded(b, ("alice", "")) == (want, len(want))
+
+
+async def test_both_replicas_sweeping_at_once_withdraw_what_expired_once_and_keep_the_rest(
+        replicas: tuple[Manager, Manager], hub: SlowHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = replicas
+    hub.run("alice")
+    await announce(a, "alice")
+    soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    members = [{"user": name, "role": "editor", "expires_at": soon} for name in PEOPLE[:4]]
+    members += [{"user": name, "role": "viewer"} for name in PEOPLE[4:6]]
+    s = await a.sessions.create(ALICE, {"title": "Lab", "host": "owner", "members": members})
+    later = datetime.now(UTC) + timedelta(hours=2)  # the server still runs the announced run
+    monkeypatch.setattr(models, "utcnow", lambda: later)
+    await asyncio.gather(a.sweeper.sweep(), b.sweeper.sweep())
+    want = {("user", name) for name in PEOPLE[4:6]}
+    assert hub.shared_with("alice") == want
+    assert recorded(a, ("alice", "")) == (want, len(want))
+    # and a second pass of both changes nothing
+    calls = len(hub.calls)
+    await asyncio.gather(a.sweeper.sweep(), b.sweeper.sweep())
+    assert hub.shared_with("alice") == want and len(hub.calls) == calls
+    assert (await a.sessions.get(ALICE, s["id"]))["state"] == "active"
