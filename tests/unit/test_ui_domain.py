@@ -70,6 +70,28 @@ async def test_a_server_reports_who_is_online_in_its_own_sessions_only(hosted: M
     assert (await hosted.sessions.get(ALICE, s["id"]))["online"] == []
 
 
+async def test_last_seen_moves_with_presence_reports_and_events_pings(hosted: Manager, directory,
+                                                                      monkeypatch) -> None:
+    """The admin page's "last seen" moved only when a server (re)connected."""
+    from hub_rtc.records import Server
+
+    s = await owner_session(hosted, directory, members=[{"user": "bob", "role": "editor"}])
+
+    def last_seen() -> datetime:
+        return hosted.ctx.db.transaction(lambda db: Server.find(db, "alice", "").last_seen)
+
+    announced = last_seen()
+    later = announced + timedelta(minutes=5)
+    monkeypatch.setattr(models, "utcnow", lambda: later)
+    await hosted.presence.report(server_token("alice"), {"server_name": "",
+                                                         "sessions": {s["id"]: {"bob": 1}}})
+    assert last_seen() == later
+    later = later + timedelta(minutes=5)
+    await hosted.servers.seen(("alice", ""))  # an events channel's pong
+    assert last_seen() == later
+    await hosted.servers.seen(("nobody", ""))  # a server never announced: nothing to move
+
+
 async def test_presence_goes_stale_when_a_server_falls_silent(hosted: Manager, directory,
                                                               monkeypatch) -> None:
     s = await owner_session(hosted, directory, members=[{"user": "bob", "role": "editor"}])

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from ...records import Presence, RTCSession, models
+from ...records import Presence, RTCSession, Server, models
 from ...records.queries import FRESH_FOR
 from ..access.people import People
 from ..actor import Actor
@@ -53,6 +53,9 @@ def _replace(db: Session, server: ServerKey, sessions: dict[str, dict[str, int]]
         raise Forbidden(f"sessions {', '.join(foreign)} are not hosted on this server")
     db.execute(delete(Presence).where(Presence.session_id.in_(list(hosted))))
     now = models.utcnow()
+    # a report is a sign of life too (the admin page's "last seen")
+    db.execute(update(Server).where(Server.user == server[0], Server.name == server[1])
+               .values(last_seen=now))
     for session_id, users in sessions.items():
         for name, rooms in users.items():
             if rooms > 0:

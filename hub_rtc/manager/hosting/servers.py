@@ -96,6 +96,15 @@ class Servers:
         row.kernel_account_missing = str(kernels.get("account_missing", "")) if kernels else ""
         return self.hosting.announced(db, server, body["version"])
 
+    async def seen(self, server: ServerKey) -> None:
+        """``server`` is still there (its events channel answered a ping): what the admin
+        page's "last seen" says, which otherwise moved only when it (re)connected."""
+        def touch(db: Session) -> None:
+            row = Server.find(db, *server)
+            if row is not None:
+                row.last_seen = models.utcnow()
+        await self.ctx.db.run(touch)
+
     async def hello(self, caller: Actor, server_name: str,
                     server_user: str | None = None) -> tuple[ServerKey, list[str]]:
         """A server opens its events channel: which server it is and its active sessions."""

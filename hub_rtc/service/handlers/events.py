@@ -21,6 +21,7 @@ from ...adapters.events import CLOSED_FIRST, MAX_UNANSWERED, EventHub, acknowled
 from ...manager import Actor, Manager, RTCError
 from ...manager.notify import Outcome
 from ...manager.ports import ServerKey
+from ...records import DatabaseUnavailable
 
 log = logging.getLogger("hub_rtc.service")
 
@@ -98,6 +99,16 @@ class ServerEventsHandler(WebSocketHandler):
                 answered.set_result(acknowledged(data))
         elif kind == "ready":
             self.events.ready(self.server)
+
+    def on_pong(self, data: bytes) -> None:
+        """The server answered a ping (every PING_SECONDS): it is still there."""
+        asyncio.ensure_future(self._seen())
+
+    async def _seen(self) -> None:
+        try:
+            await self.manager.servers.seen(self.server)
+        except DatabaseUnavailable as e:  # nothing lost: the next ping says it again
+            log.debug("events: could not note %s as seen: %s", self.server, e)
 
     def on_close(self) -> None:
         self.events.leave(self.server, self)
