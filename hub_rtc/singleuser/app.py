@@ -25,7 +25,7 @@ from .. import __version__
 from ..decision.access import Access
 from ..guard import Limits
 from ..protocol import ROOM_ROUTE, ROOM_ROUTE_PATTERN
-from . import gcpause, isolation, provisioner, releases, updatelog
+from . import gcpause, isolation, labrights, provisioner, releases, updatelog
 from .authorizer import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
 from .disk import DiskGuard
@@ -311,6 +311,8 @@ class HubRTCExtension(ExtensionApp):
             # Loaded before jupyter_server_ydoc (extensions load alphabetically),
             # so this route is matched first; _check_takeover proves it.
             self.handlers.append((ROOM_ROUTE_PATTERN, GuardedRoomHandler, {"hub_rtc": self}))
+            # what the JupyterLab extension shows (it decides nothing)
+            self.handlers.append((labrights.ROUTE, labrights.RightsHandler, {"hub_rtc": self}))
 
     def room_handler_kwargs(self) -> dict[str, Any]:
         """The arguments jupyter_server_ydoc gives its own room handler."""

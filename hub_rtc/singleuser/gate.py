@@ -61,6 +61,8 @@ class Gate:
         self.epoch = 0
         #: fetches under way, by (user, path, epoch): sockets re-checked together share one
         self._asking: dict[tuple[str, str | None, int], asyncio.Future[Access]] = {}
+        #: set, and replaced, whenever the epoch moves (for :meth:`changed_since`)
+        self._moved: asyncio.Event | None = None
 
     async def access(self, user: str, path: str | None, *, fresh: bool = False) -> Access:
         """What ``user`` may do at ``path`` (None: anywhere on this server)."""
@@ -79,6 +81,18 @@ class Gate:
                     self.cache.put(user, path, answer)
                 return answer
         return answer  # pushes keep coming: use the latest answer, cache none of them
+
+    async def changed_since(self, epoch: int, timeout: float) -> bool:
+        """Wait until a push moved the epoch past ``epoch`` (True), or ``timeout`` passed."""
+        if self.epoch != epoch:
+            return True
+        if self._moved is None:
+            self._moved = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._moved.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
     async def _ask(self, user: str, path: str | None, epoch: int) -> Access:
         key = (user, path, epoch)
@@ -117,6 +131,9 @@ class Gate:
         told the change is in force.
         """
         self.epoch += 1
+        if self._moved is not None:
+            self._moved.set()
+            self._moved = None
         names = None if users is None else set(users)
         self.cache.invalidate(session_id, names)
         hit = [live for live in list(self._live.values())

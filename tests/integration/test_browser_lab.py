@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser
+from playwright.async_api import Browser, Page
 
 from hub_rtc.localhub import LocalHub
 from tests.integration.browser import (
@@ -33,7 +33,6 @@ from tests.integration.browser import (
     screenshot,
     screenshots_fixture,  # noqa: F401  (the `screenshots` fixture)
     type_into_cell,
-    wait_for_cell_text,
 )
 from tests.integration.conftest import code_notebook, saved_notebook, start_hub, start_server, wait_for
 from tests.integration.yclient import YClient
@@ -51,6 +50,7 @@ class World:
         self.hub = hub
         self.home = hub.workdir / "home" / OWNER
         self.tokens = {name: hub.user_token(name) for name in (OWNER, EDITOR, VIEWER)}
+        self.session_id = ""
 
     def server(self, path: str, method: str = "GET", body: Any = None, user: str = OWNER,
                ) -> tuple[int, Any]:
@@ -100,6 +100,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             return reply if status == 201 else None
 
         session = wait_for("the session could be hosted on olive's server", created)
+        w.session_id = session["id"]
         status, reply = hub.rtc("PUT", f"/sessions/{session['id']}/cells",
                                 {"path": "nb.ipynb", "cell_id": "locked", "rule": "locked"},
                                 w.tokens[OWNER])
@@ -151,40 +152,80 @@ async def test_an_editor_edits_the_shared_notebook_in_jupyterlab(
     assert await dialogs(ed.page) == [] and world.lab_files() == []
 
 
-async def test_a_locked_cell_reverts_in_the_editors_browser(
+PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
+
+
+async def badge_of(page: Page) -> tuple[str, str]:
+    """The role badge hub_rtc's JupyterLab extension puts in the notebook's toolbar."""
+    badge = page.locator(f"{PANEL} .hub-rtc-role")
+    await badge.wait_for(timeout=15_000)
+    await until_async(lambda: badge.inner_text(), lambda text: text != "…")
+    return await badge.inner_text(), str(await badge.get_attribute("title"))
+
+
+async def marked(page: Page, index: int) -> bool:
+    cell = page.locator(f"{PANEL} .jp-Notebook .jp-Cell").nth(index)
+    return "hub-rtc-protected" in str(await cell.get_attribute("class"))
+
+
+async def until_async(read: Any, holds: Any, timeout: float = 15) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not holds(await read()):
+        assert loop.time() < deadline, f"not true within {timeout} s"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_locked_cell_is_read_only_and_marked_in_the_editors_browser(
         world: World, users: dict[str, LabUser], olive: YClient, screenshots: Path) -> None:
     ed = users[EDITOR]
     await open_notebook(ed, world.hub.url, OWNER, NOTEBOOK, kernel=True)
+    label, says = await badge_of(ed.page)
+    assert label == "editor" and "except those locked" in says
+    await until_async(lambda: marked(ed.page, LOCKED), bool)
+    assert not await marked(ed.page, FREE)
     before = await cell_text(ed.page, LOCKED)
     await record_cell(ed.page, LOCKED)
     await type_into_cell(ed.page, LOCKED, "SECRET-locked ")
-    await wait_for_cell_text(ed.page, LOCKED, before)
-    seen = await recorded(ed.page, LOCKED)
-    # each keystroke is shown as typed, then reverted when the server's answer arrives
-    assert any(text != before for text in seen), seen
     await asyncio.sleep(0.5)  # past the save delay
+    # read-only in the browser: not even shown for a moment (an older client would be
+    # reverted by the server, tests/integration/test_enforcement.py)
+    assert set(await recorded(ed.page, LOCKED)) <= {before}
     assert await cell_text(ed.page, LOCKED) == before
     assert olive.source("locked") == before
-    assert "SECRET" not in json.dumps(olive.state())
-    assert "SECRET" not in json.dumps(world.disk())
+    assert "SECRET" not in json.dumps(olive.state()) and "SECRET" not in json.dumps(world.disk())
     assert await dialogs(ed.page) == []
     await hide_notifications(ed.page)
-    await screenshot(ed.page, screenshots, "jupyterlab-locked-cell-reverted")
+    await screenshot(ed.page, screenshots, "jupyterlab-locked-cell-marked")
+    # olive frees the cell: editable in ed's JupyterLab without a reload
+    rules = f"/sessions/{world.session_id}/cells"
+    status, _ = world.hub.rtc("DELETE", rules + "?path=nb.ipynb&cell_id=locked", None,
+                              world.tokens[OWNER])
+    assert status == 204
+    await until_async(lambda: marked(ed.page, LOCKED), lambda m: not m, timeout=5)
+    await type_into_cell(ed.page, LOCKED, "freed ")
+    await olive.until(lambda: olive.source("locked").startswith("freed "))
+    # and locked again, shown again
+    status, _ = world.hub.rtc("PUT", rules, {"path": "nb.ipynb", "cell_id": "locked",
+                                             "rule": "locked"}, world.tokens[OWNER])
+    assert status in (200, 201)
+    await until_async(lambda: marked(ed.page, LOCKED), bool, timeout=5)
 
 
-async def test_a_viewers_keystroke_is_reverted_in_their_browser(
+async def test_a_viewers_notebook_is_read_only_in_their_browser(
         world: World, users: dict[str, LabUser], olive: YClient, screenshots: Path) -> None:
     vi = users[VIEWER]
     await open_notebook(vi, world.hub.url, OWNER, NOTEBOOK)  # "Select Kernel": No Kernel
     assert await dialogs(vi.page) == []  # and no "Error Starting Kernel"
     assert vi.log.refused("/api/kernelspecs")  # a viewer's JupyterLab is offered no kernel
+    label, says = await badge_of(vi.page)
+    assert label == "viewer" and "may not change it" in says
     before = await cell_text(vi.page, SPARE)
     await record_cell(vi.page, SPARE)
     await type_into_cell(vi.page, SPARE, "SECRET-viewer ")
-    await wait_for_cell_text(vi.page, SPARE, before)
-    seen = await recorded(vi.page, SPARE)
-    assert any(text != before for text in seen), seen
     await asyncio.sleep(0.5)
+    assert set(await recorded(vi.page, SPARE)) <= {before}  # read-only: never shown
+    assert not await marked(vi.page, SPARE)  # the badge says it once, not every cell
     assert olive.source("spare") == before
     assert "SECRET" not in json.dumps(olive.state()) and "SECRET" not in json.dumps(world.disk())
     assert await dialogs(vi.page) == []

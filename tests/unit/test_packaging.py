@@ -73,3 +73,14 @@ def test_wheel_ships_the_pages_templates_and_static_files(wheel: zipfile.ZipFile
     shipped = [p.relative_to(ROOT).as_posix() for folder in ("templates", "static")
                for p in (service / folder).iterdir()]
     assert shipped and all(name in names for name in shipped), sorted(set(shipped) - names)
+
+
+def test_wheel_ships_the_jupyterlab_extension_prebuilt(wheel: zipfile.ZipFile) -> None:
+    """Where JupyterLab finds prebuilt extensions: <prefix>/share/jupyter/labextensions/."""
+    shared = f"hub_rtc-{hub_rtc.__version__}.data/data/share/jupyter/labextensions/hub-rtc-lab/"
+    names = [n for n in wheel.namelist() if n.startswith(shared)]
+    assert shared + "package.json" in names
+    assert any(n.startswith(shared + "static/remoteEntry.") for n in names)
+    meta = json.loads(wheel.read(shared + "package.json"))
+    assert meta["name"] == "hub-rtc-lab" and meta["jupyterlab"]["_build"]["load"]
+    assert not any(n.startswith("hub_rtc/labextension/") for n in wheel.namelist())  # once
