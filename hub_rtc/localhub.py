@@ -51,6 +51,12 @@ class LocalHub:
 
     workdir: Path
     port: int = field(default_factory=free_port)
+    #: the hub's own API, the proxy's API and the service: chosen once, so that a hub
+    #: started again in the same workdir is where the servers it left running expect it
+    #: ($JUPYTERHUB_API_URL, $HUB_RTC_API_URL are in their environment)
+    hub_port: int = field(default_factory=free_port)
+    proxy_api_port: int = field(default_factory=free_port)
+    service_port: int = field(default_factory=free_port)
     ops_token: str = field(default_factory=lambda: os.urandom(24).hex())
     #: extra lines of jupyterhub_config.py, placed before the drop-in is loaded
     extra_config: str = ""
@@ -74,9 +80,9 @@ class LocalHub:
         return CONFIG_TEMPLATE.format(
             python=sys.executable,
             port=self.port,
-            hub_port=free_port(),
-            proxy_api=free_port(),
-            service_port=free_port(),
+            hub_port=self.hub_port,
+            proxy_api=self.proxy_api_port,
+            service_port=self.service_port,
             chp=find_proxy(),
             ops_token=self.ops_token,
             db_url=db_url,
@@ -89,23 +95,33 @@ class LocalHub:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "jupyterhub_config.py").write_text(self.config_text())
         with open(self.workdir / "hub.log", "ab") as log:
+            since = log.tell()  # a hub started again in the workdir logs after the first
             # Own process group: stop() must take the proxy and every server with it.
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "jupyterhub", "-f", "jupyterhub_config.py"],
                 cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
-        self.wait_until_up(timeout)
+        self.wait_until_up(timeout, since)
 
-    def wait_until_up(self, timeout: float) -> None:
+    def wait_until_up(self, timeout: float, since: int = 0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process and self.process.poll() is not None:
                 raise RuntimeError(f"jupyterhub exited; see {self.workdir / 'hub.log'}")
-            if self._answers("/hub/api/") and self._answers("/services/rtc/api/v1/"):
+            # the hub's word first: through the proxy, every poll before the hub has
+            # added its route is a 404 that the proxy logs as an error
+            if (self._says_running(since) and self._answers("/hub/api/")
+                    and self._answers("/services/rtc/api/v1/")):
                 return
             time.sleep(0.3)
         raise TimeoutError(f"hub not up in {timeout}s; see {self.workdir / 'hub.log'}")
+
+    def _says_running(self, since: int) -> bool:
+        """Whether the hub has logged, after byte ``since`` of hub.log, that it runs."""
+        with open(self.workdir / "hub.log", "rb") as log:
+            log.seek(since)
+            return b"JupyterHub is now running" in log.read()
 
     def _answers(self, path: str) -> bool:
         try:
@@ -114,9 +130,13 @@ class LocalHub:
         except (urllib.error.URLError, OSError):
             return False
 
-    def stop(self, grace: float = 10) -> None:
+    def stop(self, grace: float = 10, *, leftovers: bool = True) -> None:
+        """Stop the hub and its proxy; with ``leftovers``, also every process left in the
+        workdir (servers the hub did not stop).  ``leftovers=False`` is a hub restart's
+        first half: servers it leaves running (``cleanup_servers = False``) stay up."""
         if not self.process or self.process.poll() is not None:
-            self._stop_leftovers()
+            if leftovers:
+                self._stop_leftovers()
             return
         pgid = os.getpgid(self.process.pid)
         os.killpg(pgid, signal.SIGTERM)
@@ -130,7 +150,8 @@ class LocalHub:
         except ProcessLookupError:
             pass
         self.process.wait()
-        self._stop_leftovers()
+        if leftovers:
+            self._stop_leftovers()
 
     def _stop_leftovers(self, grace: float = 5) -> None:
         """Single-user servers run in their own sessions, so the group kill misses
@@ -164,9 +185,12 @@ class LocalHub:
         """Call the hub_rtc API at ``/services/rtc/api/v1{path}``."""
         return self.api(method, "/services/rtc/api/v1" + path, body, token)
 
-    def user_token(self, name: str, scopes: list[str] | None = None) -> str:
-        """Create ``name`` if needed and issue them an API token."""
-        self.api("POST", f"/hub/api/users/{name}")
+    def user_token(self, name: str, scopes: list[str] | None = None, *, create: bool = True) -> str:
+        """Issue ``name`` an API token, creating them first unless told they exist
+        (``create=False``: the demo's users come from ``load_groups``, and a POST for
+        them would put a 409 WARNING into the hub's log)."""
+        if create:
+            self.api("POST", f"/hub/api/users/{name}")
         body: dict[str, Any] = {"note": "hub_rtc"}
         if scopes is not None:
             body["scopes"] = scopes

@@ -44,6 +44,7 @@ from .executions import count_runs
 from .gate import Gate
 from .links import has_other_names, is_hidden, real_path
 from .own_token import REFUSED, carrying, header_token, same_token_id
+from .refusals import refused_by_design
 from .roomid import RoomId
 from .targets import Target, clean_path, target
 
@@ -229,6 +230,8 @@ class HubRTCAuthorizer(JupyterHubAuthorizer):
         # what only an attack does (the server's own token) is a WARNING elsewhere
         self.log.info("hub_rtc: refused %s %s %s to %s: %s", check.action,
                          handler.request.method, handler.request.path, name, why)
+        # ... and jupyter_server's own lines about this 403 are not WARNINGs either
+        refused_by_design(getattr(handler, "log", self.log), self.log)
         return False, access
 
     def _watch(self, handler: Any, name: str, check: Target, access: Access) -> None:

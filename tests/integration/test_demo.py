@@ -17,6 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.websocket import websocket_connect
 
 from hub_rtc.demo import LOCKED_CELL, NOTEBOOK, ROOT
 from hub_rtc.localhub import LocalHub, free_port
@@ -57,7 +59,8 @@ def check_the_session(workdir: Path, port: int, session_id: str, banner: str) ->
     assert f"{hub.url}{session['url']}/{NOTEBOOK}" in banner
     assert (workdir / "home" / server / ROOT / NOTEBOOK).is_file()  # homes stay in the workdir
 
-    member, stranger = hub.user_token("cai"), hub.user_token("eve")  # cai: team bees, editor
+    # cai: team bees, editor; the demo made cai, not eve
+    member, stranger = hub.user_token("cai", create=False), hub.user_token("eve")
     notebook = f"/user/{server}/api/contents/{ROOT}/{NOTEBOOK}"
     status, model = hub.api("GET", notebook, token=member)
     assert status == 200, model
@@ -79,6 +82,40 @@ def check_the_session(workdir: Path, port: int, session_id: str, banner: str) ->
         assert await refused_status(hub.url, server, f"{ROOT}/{NOTEBOOK}", stranger) == 403
 
     asyncio.run(rooms())
+    refusals_by_design_are_not_warnings(hub, server)
+
+
+#: what a collaborator's JupyterLab asks the session server for all day, refused on
+#: purpose: a viewer runs no code; workspaces, terminals, the event stream and the
+#: server's root folder are nobody's but the server owner's
+BY_DESIGN = [("dev", "GET", "api/kernels", None), ("dev", "GET", "api/kernelspecs", None),
+             ("dev", "GET", "api/sessions", None), ("cai", "GET", "api/terminals", None),
+             ("cai", "GET", "lab/api/workspaces", None), ("cai", "GET", "api/contents", None),
+             ("cai", "PUT", "lab/api/workspaces/default", {"data": {}, "metadata": {"id": "default"}})]
+
+
+def refusals_by_design_are_not_warnings(hub: LocalHub, server: str) -> None:
+    """Issue 12: the demo's log has no WARNING for what the demo's people do on purpose."""
+    log = hub.workdir / "hub.log"
+    since = log.stat().st_size
+    tokens = {name: hub.user_token(name, create=False) for name in ("cai", "dev")}
+    for user, method, path, body in BY_DESIGN:
+        status, _ = hub.api(method, f"/user/{server}/{path}", body, tokens[user])
+        assert status == 403, (user, method, path, status)
+    asyncio.run(events_refused(hub, server, tokens["dev"]))
+    time.sleep(1)  # the server's log lines reach the file
+    window = log.read_bytes()[since:].decode(errors="replace").splitlines()
+    refused = [line for line in window if "hub_rtc: refused" in line]
+    assert len(refused) == len(BY_DESIGN) + 1, "\n".join(window)  # each refused by the rules, at INFO
+    assert [line for line in window if line.startswith("[W ")] == []
+
+
+async def events_refused(hub: LocalHub, server: str, token: str) -> None:
+    """JupyterLab's event stream socket, which it opens again and again when refused."""
+    url = hub.url.replace("http", "ws", 1) + f"/user/{server}/api/events/subscribe"
+    with pytest.raises(HTTPClientError) as refused:
+        await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+    assert refused.value.code == 403
 
 
 def test_demo_runs_hosts_its_session_and_stops_cleanly(tmp_path: Path) -> None:
@@ -122,6 +159,9 @@ def test_demo_runs_hosts_its_session_and_stops_cleanly(tmp_path: Path) -> None:
     left = {pid: Path(f"/proc/{pid}/cmdline").read_bytes() for pid in processes_below(workdir)}
     assert left == {}, "the demo left processes running"
     assert demo.returncode == 0
+    # its own set-up on purpose: users the hub made already, polls before the hub is up
+    log = (workdir / "hub.log").read_text(errors="replace")
+    assert "already exists" not in log and "404 GET /hub/api/" not in log
 
 
 def test_the_demo_notebook_is_valid_and_has_its_locked_cell() -> None:
