@@ -212,11 +212,39 @@ async def instructor_sees_both(browser: Browser, hub: LocalHub, session_id: str,
         assert MATE in refused and "task" in refused
         await times_in_the_readers_zone(ida.page)
         await screenshot(ida.page, shots, "instructor-activity")
+        await the_chart_grows_without_a_reload(ida.page, hub, session_id)
         async with ida.page.expect_navigation():
             await ida.page.get_by_role("button", name="Join read-only").click()
         assert "You joined read-only" in await ida.page.inner_text("main")
     finally:
         await ida.close()
+
+
+async def the_chart_grows_without_a_reload(page: Page, hub: LocalHub, session_id: str) -> None:
+    """cai edits again while ida's activity page is open: its numbers follow."""
+    async def edits() -> int:  # (the table is folded away in <details>: read it, not its look)
+        return int(await page.evaluate(
+            """([who]) => Array.from(document.querySelectorAll('#timeline-table tbody tr'))
+                 .filter((tr) => tr.querySelector('th').textContent === who)
+                 .map((tr) => Number(tr.querySelector('td').textContent))[0] || 0""", [MATE]))
+
+    before = await edits()
+    await page.evaluate("window.hubRtcNotReloaded = true")  # a reload forgets it
+    cai = await YClient.connect(hub.url, f"rtc-{session_id}", "lab1/bees.ipynb", hub.user_token(MATE))
+    try:
+        for word in ("more ", "work "):
+            cai.type_into("answer", word)
+        await cai.until(lambda: "work " in cai.source("answer"))
+    finally:
+        cai.close()
+    deadline = asyncio.get_running_loop().time() + 40  # the server sends every 5 s, the page asks every 10
+    while await edits() < before + 2:
+        assert asyncio.get_running_loop().time() < deadline, "the chart did not follow"
+        await asyncio.sleep(0.5)
+    assert await page.evaluate("window.hubRtcNotReloaded") is True, "the page was reloaded"
+    # the new section's times are in the reader's zone too
+    first = page.locator("#refused time").first
+    assert "UTC" not in await first.inner_text()
 
 
 async def times_in_the_readers_zone(page: Page) -> None:

@@ -21,8 +21,14 @@
     if (element.tagName.toLowerCase() === "time") element.title = utc.trim();
   }
 
-  document.querySelectorAll("time[datetime]")
-    .forEach((element) => localize(element, element.getAttribute("datetime")));
-  document.querySelectorAll("[data-datetime]")
-    .forEach((element) => localize(element, element.getAttribute("data-datetime")));
+  function localizeAll(root) {
+    root.querySelectorAll("time[datetime]")
+      .forEach((element) => localize(element, element.getAttribute("datetime")));
+    root.querySelectorAll("[data-datetime]")
+      .forEach((element) => localize(element, element.getAttribute("data-datetime")));
+  }
+
+  localizeAll(document);
+  // for what livepage.js puts in later
+  window.hubRtcLocalize = localizeAll;
 })();
