@@ -130,6 +130,33 @@ def start_server(hub: LocalHub, user: str, timeout: float = 60) -> None:
     wait_for(f"{user}'s server", ready, timeout)
 
 
+async def call_json(url: str, token: str, method: str = "GET", body: Any = None) -> tuple[int, Any]:
+    """One call to a JSON API without blocking the event loop the clients run on: the
+    status and the decoded answer (its first bytes, if it is not JSON)."""
+    from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+
+    request = HTTPRequest(url, method=method, body=json.dumps(body) if body is not None else None,
+                          headers={"Authorization": f"token {token}",
+                                   "Content-Type": "application/json"},
+                          allow_nonstandard_methods=True, request_timeout=60)
+    response = await AsyncHTTPClient().fetch(request, raise_error=False)
+    try:
+        return response.code, json.loads(response.body) if response.body else None
+    except ValueError:
+        return response.code, response.body[:200]
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers 200 now."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
 def process_environ(match: Callable[[str, dict[str, str]], bool]) -> dict[str, str] | None:
     """The environment of the first process whose (command line, environment) ``match``."""
     for pid in filter(str.isdigit, os.listdir("/proc")):

@@ -12,7 +12,6 @@ attributed edits reach the service (the server keeps what the service could not 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import shutil
@@ -23,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from hub_rtc.localhub import LocalHub, free_port
 from tests.integration.conftest import (
+    call_json,
     code_notebook,
     host_session,
     saved_notebook,
@@ -120,16 +119,7 @@ def hub(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 
 async def call(hub: LocalHub, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    request = HTTPRequest(hub.service_url + path, method=method,
-                          body=json.dumps(body) if body is not None else None,
-                          headers={"Authorization": f"token {hub.ops_token}",
-                                   "Content-Type": "application/json"},
-                          allow_nonstandard_methods=True, request_timeout=60)
-    response = await AsyncHTTPClient().fetch(request, raise_error=False)
-    try:
-        return response.code, json.loads(response.body) if response.body else None
-    except ValueError:
-        return response.code, response.body[:200]
+    return await call_json(hub.service_url + path, hub.ops_token, method, body)
 
 
 async def test_a_postgresql_restart_under_load_loses_nothing_and_is_never_a_500(

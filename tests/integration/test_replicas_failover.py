@@ -14,12 +14,10 @@ within a second, and no relayed edit is lost.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +26,12 @@ from urllib.parse import quote
 
 import pytest
 from pycrdt import Doc
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 from hub_rtc.localhub import LocalHub, free_port
 from tests.conftest import _postgres_url
-from tests.integration.conftest import code_notebook, host_session, start_server, wait_for
+from tests.integration.conftest import answers, call_json, code_notebook, host_session, start_server, wait_for
 from tests.integration.test_replicas_service import listening_replicas
 from tests.integration.yclient import YClient, create_sync_message
 from tests.tcpcut import Balancer
@@ -60,13 +58,7 @@ class Deployment:
 
     async def call(self, method: str, path: str, body: Any = None, user: str = OWNER
                    ) -> tuple[int, Any]:
-        request = HTTPRequest(self.api + path, method=method,
-                              body=json.dumps(body) if body is not None else None,
-                              headers={"Authorization": f"token {self.tokens[user]}",
-                                       "Content-Type": "application/json"},
-                              allow_nonstandard_methods=True, request_timeout=60)
-        response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        return response.code, json.loads(response.body) if response.body else None
+        return await call_json(self.api + path, self.tokens[user], method, body)
 
     async def direct(self, user: str) -> YClient:
         while True:  # the share follows the grant; the hub may take a moment
@@ -107,14 +99,6 @@ def replica_env(hub_port: int, token: str) -> dict[str, str]:
             "JUPYTERHUB_SERVICE_NAME": "rtc", "JUPYTERHUB_SERVICE_PREFIX": "/services/rtc/",
             "JUPYTERHUB_BASE_URL": "/", "JUPYTERHUB_CLIENT_ID": "service-rtc",
             "HUB_RTC_COOKIE_SECRET": "5e" * 32}
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

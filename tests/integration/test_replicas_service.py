@@ -14,7 +14,6 @@ import asyncio
 import json
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +21,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 
 from hub_rtc.adapters.replicas import NAME_PREFIX
 from hub_rtc.localhub import LocalHub, free_port
 from tests.conftest import _postgres_url
 from tests.integration.conftest import (
+    answers,
+    call_json,
     code_notebook,
     host_session,
     process_environ,
@@ -54,13 +54,7 @@ class Pair:
 
     async def call(self, method: str, path: str, body: Any = None, user: str = OWNER,
                    base: str | None = None) -> tuple[int, Any]:
-        request = HTTPRequest((base or self.b_url) + path, method=method,
-                              body=json.dumps(body) if body is not None else None,
-                              headers={"Authorization": f"token {self.tokens[user]}",
-                                       "Content-Type": "application/json"},
-                              allow_nonstandard_methods=True, request_timeout=60)
-        response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        return response.code, json.loads(response.body) if response.body else None
+        return await call_json((base or self.b_url) + path, self.tokens[user], method, body)
 
     async def client(self, user: str) -> YClient:
         while True:  # the share follows the grant; the hub may take a moment
@@ -80,14 +74,6 @@ def listening_replicas(db_url: str) -> int:
             ).scalar_one())
     finally:
         engine.dispose()
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as r:
-            return r.status == 200
-    except OSError:
-        return False
 
 
 def start_replica(workdir: Path, db_url: str) -> tuple[subprocess.Popen[bytes], str]:
