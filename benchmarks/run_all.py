@@ -7,7 +7,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 for name in ("bench_decision.py", "bench_authorize.py", "bench_guard.py", "fuzz_guard.py",
              "bench_room.py", "bench_fanout.py", "bench_lecture.py", "bench_relay.py",
-             "bench_documents.py",
+             "bench_documents.py", "bench_load.py",
              "bench_kernels.py"):
     print(f"\n##### {name}", flush=True)
     sys.argv = [str(HERE / name)]
