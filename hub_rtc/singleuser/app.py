@@ -25,7 +25,7 @@ from .. import __version__
 from ..decision.access import Access
 from ..guard import Limits
 from ..protocol import ROOM_ROUTE, ROOM_ROUTE_PATTERN
-from . import gcpause, isolation, labrights, provisioner, releases, updatelog
+from . import anyioroot, gcpause, isolation, labrights, provisioner, releases, updatelog
 from .authorizer import HubRTCAuthorizer, HubRTCIdentityProvider
 from .cache import AccessCache
 from .disk import DiskGuard
@@ -348,8 +348,11 @@ class HubRTCExtension(ExtensionApp):
         self.log.info("hub_rtc: API methods that skipped the Authorizer now ask it: %s",
                       ", ".join(unchecked))
         self._stop_on_sigint(serverapp)
+        root = anyioroot.pin(self.log)  # (every save of the contents manager asks for it)
         self._tasks = [asyncio.ensure_future(self._flush_forever()),
                        asyncio.ensure_future(self._report_presence_forever())]
+        if root is not None:
+            self._tasks.append(root)  # cancelled at stop with the rest: anyio's threads go with it
         if self.gate.client is not None:
             self._tasks.append(asyncio.ensure_future(
                 self.gate.client.follow_events(self._on_event, self._on_connected)))
