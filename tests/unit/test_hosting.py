@@ -287,6 +287,19 @@ async def test_a_batch_sent_again_is_counted_once(hosted, directory) -> None:
     assert await hosted.activity.record(server, s["id"], event) == 4  # no id: counted each time
 
 
+async def test_the_sweep_forgets_batch_ids_after_a_week(hosted, directory, monkeypatch) -> None:
+    s = await owner_session(hosted, directory, members=[{"user": "bob", "role": "editor"}])
+    server = server_token("alice")
+    event = [{"ts": "2026-11-21T10:00:00Z", "user": "bob", "kind": "edit"}]
+    assert await hosted.activity.record(server, s["id"], event, "old-0") == 1
+    travel(monkeypatch, 24 * 6)
+    await hosted.sweeper.sweep()
+    assert await hosted.activity.record(server, s["id"], event, "old-0") == 0  # still known
+    travel(monkeypatch, 24 * 8)
+    await hosted.sweeper.sweep()
+    assert await hosted.activity.record(server, s["id"], event, "old-0") == 1  # forgotten
+
+
 # -- the sweep -------------------------------------------------------------------------
 
 

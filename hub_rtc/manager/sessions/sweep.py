@@ -10,12 +10,12 @@ the grace period loses its shares until it does.  The service runs
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from ...records import Grant, RTCSession, Server, models
+from ...records import ActivityBatch, Grant, RTCSession, Server, models
 from ...records.queries import audience
 from ..context import Context
 from ..hosting.hosting import Hosting, in_current_run, server_label
@@ -66,6 +66,7 @@ class Sweeper:
         since, self.since = self.since, now
         for session_id, users in await self.ctx.db.run(lambda db: _lapsed_grants(db, since, now)):
             await self.hosting.tell([session_id], users, GRANT_EXPIRED)
+        await self.ctx.db.run(lambda db: _forget_batches(db, now))
         if self.hosting.managed:
             await self._unannounced(now)
             for server in sorted(self.shares.retry):
@@ -90,3 +91,12 @@ class Sweeper:
                 await self.hosting.withdraw(server, (
                     f"{server_label(server)} restarted and did not announce the hub_rtc extension"
                     f" within {grace:g} s: nobody is let in until it does"))
+
+
+#: how long a recorded activity batch id is kept: a server sends a batch again until the
+#: service confirms it, which a server that is back within this long still gets counted once
+BATCHES_KEPT = timedelta(days=7)
+
+
+def _forget_batches(db: Session, now: datetime) -> None:
+    db.execute(delete(ActivityBatch).where(ActivityBatch.recorded_at < now - BATCHES_KEPT))
