@@ -7,7 +7,8 @@ watcher received the last edit, between edits, while a save is due) and
 restarted through the hub.  A fresh client (no state of its own to resync)
 must then find every edit the watcher had received, each exactly once, in the
 room and, once saved, in the file; and the service must have counted each of ed's
-edits in the room exactly once (attribution durable through every kill, issue 15).
+edits in the room, and no more than he sent (attribution durable through every kill
+and never doubled, issue 15).
 
 Before the room wrote updates durably before broadcasting them, every round
 lost the watcher's edits (the restarted room loaded the older file over the
@@ -55,6 +56,8 @@ class World:
         self.home = home
         self.tokens = {name: hub.user_token(name) for name in (OWNER, EDITOR)}
         self.session_id = ""
+        #: how many edits ed sent in all (some may die with the server before it has them)
+        self.typed = 0
 
     def client(self, user: str) -> Any:
         return YClient.connect(self.hub.url, OWNER, NOTEBOOK, self.tokens[user], timeout=30)
@@ -108,6 +111,7 @@ async def crash_round(world: World, n: int, moment: str, rng: random.Random) -> 
     late_saw = ""
     try:
         edits = [f"<r{n}e{i}>" for i in range(rng.randint(5, 40))]
+        world.typed += len(edits)
         if moment == "just-joined":
             for token in edits:
                 writer.type_into("free", token)
@@ -169,9 +173,11 @@ async def test_sigkill_at_any_moment_loses_no_edit_anyone_saw(world: World) -> N
 
 
 async def every_edit_attributed_once(world: World, in_room: set[str]) -> None:
-    """Each of ed's edits in the room is one count of his in the service: the counts the
-    server took were kept through every kill (committed with their edits) and sent once,
-    however often a batch was sent again."""
+    """Each of ed's edits in the room is counted for him in the service, and nothing is
+    counted twice: the counts the server took were kept through every kill and each
+    batch was counted once, however often it was sent again.  (A count may be kept for
+    an edit the kill took before anyone had it, the server having taken it: so at most
+    as many counts as edits he sent.)"""
     def attributed() -> int:
         status, summary = world.hub.rtc("GET", f"/sessions/{world.session_id}/activity/summary",
                                         None, world.tokens[OWNER])
@@ -181,4 +187,4 @@ async def every_edit_attributed_once(world: World, in_room: set[str]) -> None:
     # the server sends what it counted every few seconds
     await asyncio.to_thread(wait_for, "ed's edits attributed", lambda: attributed() >= len(in_room), 30)
     await asyncio.sleep(6)  # one more send: nothing may come twice
-    assert attributed() == len(in_room)
+    assert len(in_room) <= attributed() <= world.typed, (len(in_room), attributed(), world.typed)
