@@ -155,10 +155,11 @@ class World:
         return pids[0]
 
     def server_token(self) -> str:
-        """The server's own hub token, as the test (root) reads it from the server process."""
-        env = process_environ(lambda cmd, e: SERVER_CMD in cmd and e.get("JUPYTERHUB_USER") == self.account
-                              and "JUPYTERHUB_API_TOKEN" in e)
-        assert env is not None, f"no server process of {self.account}"
+        """The server's own hub token, as the test (root) reads it from the server process:
+        this hub's (the one in its folder), not another hub's server of the same user name."""
+        raw = Path(f"/proc/{self.server_pid()}/environ").read_bytes().decode(errors="replace")
+        env = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+        assert "JUPYTERHUB_API_TOKEN" in env, f"no token in {self.account}'s server"
         return env["JUPYTERHUB_API_TOKEN"]
 
     def service_token(self) -> str:
