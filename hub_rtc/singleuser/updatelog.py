@@ -158,7 +158,11 @@ class UpdateLog:
         """
         self._counts[key] += n
         if self._counts_due is None:
-            self._counts_due = asyncio.get_running_loop().call_later(COUNT_SECONDS, self._due)
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # (off the loop: it rides with the next commit or timer)
+                return
+            self._counts_due = loop.call_later(COUNT_SECONDS, self._due)
 
     def _due(self) -> None:
         self._counts_due = None
