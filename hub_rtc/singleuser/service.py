@@ -16,6 +16,8 @@ from ..decision.access import Access
 
 #: the activity endpoint takes at most this many events per request
 BATCH_LIMIT = 10_000
+#: the longest wait between two tries to reconnect the events channel
+EVENTS_RETRY_MAX_SECONDS = 5.0
 
 
 class ServiceUnavailable(RuntimeError):
@@ -122,7 +124,9 @@ class ServiceClient:
             except (OSError, HTTPClientError) as e:
                 self.log.warning("hub_rtc: events channel: %s; retrying in %.0fs", e, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                # at most 5 s apart: until it is back, every change of rights waits for this
+                # server ("not yet in force"), so after an outage it must not be 30 s away
+                delay = min(delay * 2, EVENTS_RETRY_MAX_SECONDS)
                 continue
             delay = 0.5
             await connected()
