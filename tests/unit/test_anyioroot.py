@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 import anyio.to_thread
 from anyio._backends import _asyncio as anyio_asyncio
@@ -26,6 +27,9 @@ def run_forever_style(main: object) -> object:
 
     loop.create_task(wrapper())
     loop.run_forever()
+    # let the root task's done callbacks run: they stop anyio's worker threads, which
+    # are not daemons and would keep the interpreter from exiting
+    loop.run_until_complete(asyncio.sleep(0.1))
     loop.close()
     return out[0]
 
@@ -50,6 +54,12 @@ def test_without_a_pin_every_lookup_scans_and_with_one_it_does_not(monkeypatch) 
             await anyio.to_thread.run_sync(lambda: None)
         found = anyio_asyncio.find_root_task() is root
         root.cancel()
+        await asyncio.gather(root, return_exceptions=True)  # (its end stops the workers)
         return found, len(scans)
 
     assert run_forever_style(pinned) == (True, 0)
+    # and no worker thread outlives its root: they are not daemons (a CI run hung on one)
+    for thread in threading.enumerate():
+        if thread.name == "AnyIO worker thread":
+            thread.join(5)
+            assert not thread.is_alive()
